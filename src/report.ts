@@ -1,0 +1,118 @@
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** One row of the paper-style results table. Numbers are fractions (0..1) except `queries`. */
+export interface ResultRow {
+  model: string; // 'Oracle', 'Copycat NPD-SL', ...
+  architecture: string;
+  trainData: string; // e.g. 'CIFAR-10 train (50000, true labels)'
+  queries: number | null; // oracle queries paid for this row's training set; null for the oracle
+  accuracy: number;
+  microAverage: number;
+  macroAverage: number;
+  agreement: number | null; // with the oracle on the test set
+  performanceOverTarget: number | null; // copycat macro / oracle macro
+  testImages: number;
+  wallSeconds?: number;
+  computed: true;
+}
+
+/** A number quoted from the literature, never computed here: kept apart so nobody mistakes it. */
+export interface CitedRow {
+  model: string;
+  source: string;
+  trainData: string;
+  queries: number | null;
+  accuracy: number | null;
+  macroAverage: number | null;
+  performanceOverTarget: number | null;
+  computed: false;
+}
+
+/**
+ * Reference rows quoted from the sources named in the project brief. Only the figures stated there are
+ * given; blanks stay blank rather than being reconstructed.
+ */
+export const CITED_ROWS: CitedRow[] = [
+  {
+    model: 'Seed replication: Oracle', source: 'student replication (CIFAR-10)', trainData: 'CIFAR-10 train',
+    queries: null, accuracy: 0.8297, macroAverage: 0.8306, performanceOverTarget: null, computed: false,
+  },
+  {
+    model: 'Seed replication: Copycat NPD-SL', source: 'student replication (CIFAR-10)', trainData: '~80k MS COCO images, stolen labels',
+    queries: 80000, accuracy: 0.3739, macroAverage: 0.3324, performanceOverTarget: 0.40, computed: false,
+  },
+  {
+    model: 'Paper: Copycat NPD-SL (100k)', source: 'Correia-Silva et al. (pretrained VGG-16, 224 px)', trainData: '100k NPD images, stolen labels',
+    queries: 100000, accuracy: null, macroAverage: null, performanceOverTarget: 0.926, computed: false,
+  },
+  {
+    model: 'Paper: Copycat NPD-SL (500k)', source: 'Correia-Silva et al. (pretrained VGG-16, 224 px)', trainData: '500k NPD images, stolen labels',
+    queries: 500000, accuracy: null, macroAverage: null, performanceOverTarget: 0.965, computed: false,
+  },
+];
+
+export interface ResultsTable {
+  run: string;
+  profile: string;
+  backend: string;
+  createdAt: string;
+  wallSeconds?: number;
+  rows: ResultRow[];
+  cited: CitedRow[];
+}
+
+const pct = (x: number | null | undefined) => (x == null ? '' : `${(100 * x).toFixed(2)} %`);
+const dec = (x: number | null | undefined) => (x == null ? '' : x.toFixed(4));
+
+/** The table as GitHub markdown: computed rows first, then the cited ones under their own heading. */
+export function resultsMarkdown(t: ResultsTable): string {
+  const head = '| Model | Architecture | Train data | #Queries | Accuracy | Micro avg | Macro avg | Agreement | Perf. over target |';
+  const sep = '|---|---|---|---:|---:|---:|---:|---:|---:|';
+  const lines = [
+    `# Results: run \`${t.run}\` (profile \`${t.profile}\`)`,
+    '',
+    `Backend: ${t.backend}. Created ${t.createdAt}${t.wallSeconds != null ? `; wall time ${(t.wallSeconds / 60).toFixed(1)} min` : ''}.`,
+    `Test set: CIFAR-10 test (${t.rows[0]?.testImages ?? 0} images).`,
+    '',
+    head,
+    sep,
+    ...t.rows.map((r) =>
+      `| ${r.model} | ${r.architecture} | ${r.trainData} | ${r.queries ?? '-'} | ${pct(r.accuracy)} | ${dec(r.microAverage)} | ${dec(r.macroAverage)} | ${r.agreement == null ? '-' : pct(r.agreement)} | ${r.performanceOverTarget == null ? '-' : pct(r.performanceOverTarget)} |`),
+    '',
+    '## Cited for comparison (NOT computed here)',
+    '',
+    '| Model | Source | Train data | #Queries | Accuracy | Macro avg | Perf. over target |',
+    '|---|---|---|---:|---:|---:|---:|',
+    ...t.cited.map((r) =>
+      `| ${r.model} | ${r.source} | ${r.trainData} | ${r.queries ?? '-'} | ${r.accuracy == null ? '-' : pct(r.accuracy)} | ${r.macroAverage == null ? '-' : dec(r.macroAverage)} | ${r.performanceOverTarget == null ? '-' : pct(r.performanceOverTarget)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function csvCell(v: unknown): string {
+  const s = v == null ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** CSV with one row per computed and cited entry; `computed` tells them apart. */
+export function resultsCsv(t: ResultsTable): string {
+  const cols = ['model', 'architecture', 'trainData', 'queries', 'accuracy', 'microAverage', 'macroAverage', 'agreement', 'performanceOverTarget', 'testImages', 'computed', 'source'] as const;
+  const rows: Record<string, unknown>[] = [...t.rows, ...t.cited];
+  return [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
+}
+
+/** Writes results.md, results.csv and results.json into `dir` (atomically, file by file). */
+export function writeResults(dir: string, t: ResultsTable): { md: string; csv: string; json: string } {
+  fs.mkdirSync(dir, { recursive: true });
+  const out = { md: path.join(dir, 'results.md'), csv: path.join(dir, 'results.csv'), json: path.join(dir, 'results.json') };
+  const write = (file: string, text: string) => {
+    fs.writeFileSync(file + '.tmp', text);
+    fs.renameSync(file + '.tmp', file);
+  };
+  write(out.md, resultsMarkdown(t));
+  write(out.csv, resultsCsv(t));
+  write(out.json, JSON.stringify(t, null, 2) + '\n');
+  return out;
+}

@@ -1,0 +1,39 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { CITED_ROWS, resultsCsv, resultsMarkdown, ResultsTable, writeResults } from '../src/report';
+
+const table: ResultsTable = {
+  run: 't1', profile: 'smoke', backend: 'cpu', createdAt: '2026-01-01T00:00:00Z',
+  rows: [
+    { model: 'Oracle', architecture: 'vgg-small', trainData: 'CIFAR-10 train', queries: null, accuracy: 0.8, microAverage: 0.8, macroAverage: 0.81, agreement: null, performanceOverTarget: null, testImages: 100, computed: true },
+    { model: 'Copycat NPD-SL', architecture: 'vgg-small', trainData: 'NPD, "stolen", labels', queries: 500, accuracy: 0.4, microAverage: 0.4, macroAverage: 0.405, agreement: 0.45, performanceOverTarget: 0.5, testImages: 100, computed: true },
+  ],
+  cited: CITED_ROWS,
+};
+
+describe('results table', () => {
+  it('renders computed rows with percentages and keeps cited rows under their own heading', () => {
+    const md = resultsMarkdown(table);
+    assert.match(md, /\| Oracle \| vgg-small \| CIFAR-10 train \| - \| 80\.00 % \| 0\.8000 \| 0\.8100 \| - \| - \|/);
+    assert.match(md, /\| Copycat NPD-SL .* 500 \| 40\.00 % .* 45\.00 % \| 50\.00 % \|/);
+    const citedAt = md.indexOf('NOT computed here');
+    assert.ok(citedAt > md.indexOf('Copycat NPD-SL'));
+    assert.ok(md.indexOf('Seed replication') > citedAt);
+  });
+
+  it('quotes CSV cells that contain commas or quotes', () => {
+    const csv = resultsCsv(table);
+    assert.ok(csv.includes('"NPD, ""stolen"", labels"'));
+    assert.equal(csv.trim().split('\n').length, 1 + table.rows.length + table.cited.length);
+  });
+
+  it('writes md, csv and json that read back', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'report-'));
+    const files = writeResults(dir, table);
+    assert.deepEqual(JSON.parse(fs.readFileSync(files.json, 'utf8')).rows[1].queries, 500);
+    assert.ok(fs.readFileSync(files.md, 'utf8').startsWith('# Results'));
+    assert.ok(!fs.existsSync(files.csv + '.tmp'));
+  });
+});
