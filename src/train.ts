@@ -1,0 +1,429 @@
+import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
+import { batchTensor, predictProbabilities, range } from './preprocess';
+import { ImageSet } from './types';
+import { AugmentationConfig, augmentBatch } from './train/augment';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
+import { classBalancedIndices, shuffledIndices } from './train/sampler';
+import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
+
+export { AugmentationConfig } from './train/augment';
+export { ScheduleConfig, learningRateAt } from './train/schedule';
+
+/**
+ * Everything that defines a training run, as one plain JSON object that notebooks print and save.
+ * The same loop trains the oracle (true labels) and the copycat (stolen labels).
+ */
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  optimizer: 'sgd' | 'adam';
+  learningRate: number;
+  /** SGD momentum (PyTorch formulation: v = m*v + g; w -= lr*v). Default 0.9. Ignored by Adam. */
+  momentum: number;
+  nesterov: boolean;
+  /**
+   * L2 penalty weightDecay/2 * sum ||W||^2 over conv/dense kernels added to the loss, so the
+   * gradient gains weightDecay * W: with SGD that is exactly PyTorch's weight_decay (coupled, not
+   * AdamW-style decoupled). Biases and batch-norm parameters are not decayed.
+   */
+  weightDecay: number;
+  schedule: ScheduleConfig;
+  augmentation: AugmentationConfig;
+  /** Seeds shuffling, augmentation and dropout masks; epoch e uses the stream `${seed}/epoch/${e}`. */
+  seed: number;
+  /** Sample classes uniformly each epoch (see src/train/sampler.ts) instead of a plain shuffle. */
+  classBalanced: boolean;
+  /** 0 = off; eps mixes targets with the uniform distribution: (1-eps)*t + eps/K. */
+  labelSmoothing: number;
+  /** 'auto': data.soft when present, else data.labels. */
+  targets: 'auto' | 'hard' | 'soft';
+}
+
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
+  epochs: 30,
+  batchSize: 128,
+  optimizer: 'sgd',
+  learningRate: 0.05,
+  momentum: 0.9,
+  nesterov: false,
+  weightDecay: 5e-4,
+  schedule: { kind: 'cosine', warmupEpochs: 1 },
+  augmentation: { crop: true, flip: true, pad: 4 },
+  seed: 0,
+  classBalanced: false,
+  labelSmoothing: 0,
+  targets: 'auto',
+};
+
+/** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
+export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig {
+  const c: TrainConfig = {
+    ...DEFAULT_TRAIN_CONFIG,
+    ...cfg,
+    augmentation: { ...DEFAULT_TRAIN_CONFIG.augmentation, ...(cfg.augmentation ?? {}) },
+    schedule: cfg.schedule ?? DEFAULT_TRAIN_CONFIG.schedule,
+  };
+  const posInt = (k: 'epochs' | 'batchSize') => {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`TrainConfig.${k} must be a positive integer, got ${c[k]}`);
+  };
+  posInt('epochs');
+  posInt('batchSize');
+  if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw new Error(`TrainConfig.optimizer must be 'sgd' or 'adam', got '${c.optimizer}'`);
+  if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate)) throw new Error(`TrainConfig.learningRate must be > 0, got ${c.learningRate}`);
+  if (!(c.momentum >= 0 && c.momentum < 1)) throw new Error(`TrainConfig.momentum must be in [0, 1), got ${c.momentum}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`TrainConfig.weightDecay must be >= 0, got ${c.weightDecay}`);
+  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw new Error(`TrainConfig.labelSmoothing must be in [0, 1), got ${c.labelSmoothing}`);
+  if (!['auto', 'hard', 'soft'].includes(c.targets)) throw new Error(`TrainConfig.targets must be 'auto', 'hard' or 'soft', got '${c.targets}'`);
+  if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
+  const pad = c.augmentation.pad ?? 4;
+  if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
+  validateSchedule(c.schedule, 'TrainConfig.schedule');
+  return c;
+}
+
+/** One finished epoch. Losses are mean cross-entropy (+ weight-decay term for `loss`). */
+export interface EpochRecord {
+  epoch: number; // 1-based
+  learningRate: number; // at the epoch's last step
+  loss: number;
+  /** Training accuracy against the argmax of the targets, on augmented batches. */
+  accuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface BatchProgress {
+  epoch: number; // 1-based
+  epochs: number;
+  batch: number; // 1-based
+  batches: number;
+  /** Running mean loss of this epoch so far. */
+  loss: number;
+  batchLoss: number;
+  learningRate: number;
+  imagesPerSecond: number;
+  /** Estimated seconds until the last epoch ends (training steps only, validation excluded). */
+  etaSeconds: number;
+}
+
+export interface TrainOptions {
+  val?: ImageSet;
+  /** Checkpoint after every epoch here, and resume from it when it already holds one. */
+  checkpointDir?: string;
+  onEpoch?: (record: EpochRecord, history: EpochRecord[]) => void | Promise<void>;
+  onBatch?: (p: BatchProgress) => void;
+  signal?: AbortSignal;
+  /** Epoch summary lines; default console.log, false to silence. */
+  log?: ((line: string) => void) | false;
+  /** Batch size for validation forward passes; default 256. */
+  evalBatchSize?: number;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  /** Every epoch of the run, including those restored from a checkpoint. */
+  history: EpochRecord[];
+  /** Epochs restored from the checkpoint at the start of this call (0 = fresh start). */
+  resumedFromEpoch: number;
+  backend: string;
+  /** Wall time of this call. */
+  wallSeconds: number;
+  /** Training throughput of the epochs run in this call (NaN if none ran). */
+  imagesPerSecond: number;
+}
+
+/** State saved with each checkpoint. */
+interface TrainState {
+  format: 'copycat-train-state';
+  version: 1;
+  epochsCompleted: number;
+  config: TrainConfig;
+  history: EpochRecord[];
+  modelName: string;
+  backend: string;
+  savedAt: string;
+}
+
+function checkData(model: tf.LayersModel, data: ImageSet, name: string): { numClasses: number } {
+  const shape = model.inputs[0].shape;
+  const outShape = model.outputs[0].shape;
+  const numClasses = outShape[outShape.length - 1] as number;
+  if (data.images.length !== data.n * data.height * data.width * 3) {
+    throw new Error(`train: ${name}.images has ${data.images.length} bytes, expected n*height*width*3 = ${data.n * data.height * data.width * 3}`);
+  }
+  if (shape[1] !== data.height || shape[2] !== data.width || shape[3] !== 3) {
+    throw new Error(`train: ${name} images are ${data.height}x${data.width}x3 but the model expects ${shape.slice(1).join('x')}`);
+  }
+  if (data.labels) {
+    if (data.labels.length !== data.n) throw new Error(`train: ${name}.labels has ${data.labels.length} entries, expected n = ${data.n}`);
+    for (let i = 0; i < data.n; i++) {
+      if (data.labels[i] >= numClasses) throw new Error(`train: ${name}.labels[${i}] = ${data.labels[i]} but the model has ${numClasses} classes`);
+    }
+  }
+  if (data.soft && data.soft.length !== data.n * numClasses) {
+    throw new Error(`train: ${name}.soft has ${data.soft.length} values, expected n*numClasses = ${data.n * numClasses}`);
+  }
+  return { numClasses };
+}
+
+/** Target distribution per image (n * K) and the class used for balancing/accuracy. */
+function buildTargets(data: ImageSet, cfg: TrainConfig, numClasses: number): { targets: Float32Array; classes: Uint8Array } {
+  const useSoft = cfg.targets === 'soft' || (cfg.targets === 'auto' && data.soft !== undefined);
+  const K = numClasses;
+  const t = new Float32Array(data.n * K);
+  const classes = new Uint8Array(data.n);
+  if (useSoft) {
+    if (!data.soft) throw new Error("train: TrainConfig.targets = 'soft' but the data has no 'soft' field");
+    for (let i = 0; i < data.n; i++) {
+      let best = 0;
+      let sum = 0;
+      for (let k = 0; k < K; k++) {
+        const v = data.soft[i * K + k];
+        if (!(v >= 0)) throw new Error(`train: data.soft[${i * K + k}] = ${v}; soft targets must be probabilities >= 0`);
+        sum += v;
+        if (v > data.soft[i * K + best]) best = k;
+      }
+      if (Math.abs(sum - 1) > 1e-3) throw new Error(`train: data.soft row ${i} sums to ${sum}, expected 1 (probabilities)`);
+      for (let k = 0; k < K; k++) t[i * K + k] = data.soft[i * K + k] / sum;
+      classes[i] = best;
+    }
+  } else {
+    if (!data.labels) throw new Error("train: the data has neither 'labels' nor 'soft' targets");
+    for (let i = 0; i < data.n; i++) {
+      t[i * K + data.labels[i]] = 1;
+      classes[i] = data.labels[i];
+    }
+  }
+  if (cfg.labelSmoothing > 0) {
+    const e = cfg.labelSmoothing;
+    for (let j = 0; j < t.length; j++) t[j] = (1 - e) * t[j] + e / K;
+  }
+  return { targets: t, classes };
+}
+
+function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
+  return cfg.optimizer === 'adam' ? tf.train.adam(cfg.learningRate) : tf.train.momentum(cfg.learningRate, cfg.momentum, cfg.nesterov);
+}
+
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  if (opt instanceof tf.SGDOptimizer) opt.setLearningRate(lr); // momentum extends SGD
+  else (opt as unknown as { learningRate: number }).learningRate = lr; // Adam reads the number each step
+}
+
+/**
+ * The graph up to the pre-softmax 'logits' layer, sharing the model's variables, so the loss is
+ * the numerically stable softmax cross-entropy on logits; models without that layer are trained
+ * on their (clipped) output probabilities.
+ */
+function logitsView(model: tf.LayersModel): { net: tf.LayersModel; fromLogits: boolean } {
+  const last = model.layers[model.layers.length - 1];
+  const isSoftmax = last.getClassName() === 'Activation' && last.getConfig().activation === 'softmax';
+  if (isSoftmax) {
+    const pre = last.input as tf.SymbolicTensor;
+    return { net: tf.model({ inputs: model.inputs, outputs: pre }), fromLogits: true };
+  }
+  return { net: model, fromLogits: false };
+}
+
+/** Dropout layers get a fresh seed every step so masks are reproducible for a given TrainConfig.seed. */
+function dropoutLayers(model: tf.LayersModel): { seed?: number }[] {
+  return model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as { seed?: number }[];
+}
+
+function weightDecayTerm(model: tf.LayersModel, wd: number): tf.Scalar | null {
+  const kernels = model.trainableWeights.filter((w) => /kernel$/.test(w.originalName));
+  if (wd === 0 || kernels.length === 0) return null;
+  const sq = kernels.map((w) => tf.sum(tf.square(w.read())));
+  return tf.mul(wd / 2, tf.addN(sq)) as tf.Scalar;
+}
+
+/** Mean cross-entropy and accuracy of `model` on a labelled set, batch by batch. */
+export async function evaluateLoss(model: tf.LayersModel, set: ImageSet, batchSize = 256): Promise<{ loss: number; accuracy: number }> {
+  const K = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;
+  const probs = await predictProbabilities(model, set, batchSize);
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < set.n; i++) {
+    let target: number;
+    if (set.labels) target = set.labels[i];
+    else if (set.soft) {
+      target = 0;
+      for (let k = 1; k < K; k++) if (set.soft[i * K + k] > set.soft[i * K + target]) target = k;
+    } else throw new Error("evaluateLoss: the set has neither 'labels' nor 'soft'");
+    let best = 0;
+    for (let k = 1; k < K; k++) if (probs[i * K + k] > probs[i * K + best]) best = k;
+    if (best === target) correct++;
+    loss -= Math.log(Math.max(probs[i * K + target], 1e-7));
+  }
+  return { loss: loss / set.n, accuracy: correct / set.n };
+}
+
+class AbortError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AbortError';
+  }
+}
+
+/**
+ * Trains `model` in place on uint8 `data`, one float batch at a time, with a custom
+ * optimizer.minimize loop (learning-rate schedule, soft targets and reproducible dropout need it).
+ * With `checkpointDir`, each finished epoch is checkpointed and a later call resumes after the last
+ * finished epoch: model weights (incl. batch-norm statistics), optimizer slots and iteration count,
+ * history and the config are restored; the random streams are a pure function of (seed, epoch), so a
+ * resumed run sees the same shuffles/augmentations/dropout masks as an uninterrupted one.
+ */
+export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partial<TrainConfig>, opts: TrainOptions = {}): Promise<TrainResult> {
+  const t0 = Date.now();
+  const cfg = resolveTrainConfig(cfgIn);
+  const log = opts.log === false ? () => undefined : (opts.log ?? ((s: string) => console.log(s)));
+  const { numClasses } = checkData(model, data, 'data');
+  if (opts.val) checkData(model, opts.val, 'val');
+  if (data.n === 0) throw new Error('train: the training set is empty');
+  const regularized = model.layers.some((l) => l.getConfig().kernelRegularizer != null);
+  if (regularized && cfg.weightDecay > 0) {
+    throw new Error('train: the model already has L2 kernel regularizers (createModel weightDecay) and TrainConfig.weightDecay > 0; use one of the two, not both');
+  }
+  const { targets, classes } = buildTargets(data, cfg, numClasses);
+  const optimizer = makeOptimizer(cfg);
+  const { net, fromLogits } = logitsView(model);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const dropouts = dropoutLayers(model);
+  const savedSeeds = dropouts.map((d) => d.seed);
+  const history: EpochRecord[] = [];
+  let startEpoch = 0;
+
+  try {
+    if (opts.checkpointDir && hasCheckpoint(opts.checkpointDir)) {
+      const ck = await loadCheckpoint<TrainState>(opts.checkpointDir);
+      try {
+        const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
+          (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(ck.state.config[k]),
+        );
+        if (diff.length) {
+          throw new Error(`train: ${opts.checkpointDir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
+        }
+        const saved = ck.model.getWeights();
+        const mine = model.getWeights();
+        if (saved.length !== mine.length || saved.some((w, i) => w.shape.join() !== mine[i].shape.join())) {
+          throw new Error(`train: the checkpoint in ${opts.checkpointDir} is for another architecture ('${ck.state.modelName}', ${saved.length} weight tensors) than this model ('${model.name}', ${mine.length})`);
+        }
+        model.setWeights(saved);
+        await optimizer.setWeights(ck.optimizerWeights);
+        history.push(...ck.state.history);
+        startEpoch = ck.state.epochsCompleted;
+        log(`Resumed from ${opts.checkpointDir}: ${startEpoch} epoch(s) done`);
+      } finally {
+        ck.model.dispose();
+        ck.optimizerWeights.forEach((w) => w.tensor.dispose());
+      }
+    }
+
+    const n = data.n;
+    const batches = Math.ceil(n / cfg.batchSize);
+    const totalSteps = (cfg.epochs - startEpoch) * batches;
+    let stepsDone = 0;
+    let trainSeconds = 0;
+    let imagesSeen = 0;
+    const runStart = Date.now();
+
+    for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+      const rng = seedrandom(`${cfg.seed}/epoch/${epoch}`);
+      const order = cfg.classBalanced ? classBalancedIndices(classes, numClasses, rng) : shuffledIndices(n, rng);
+      const eStart = Date.now();
+      let lossSum = 0;
+      let correctSum = 0;
+      let lr = cfg.learningRate;
+      for (let b = 0; b < batches; b++) {
+        if (opts.signal?.aborted) {
+          throw new AbortError(`train: aborted during epoch ${epoch + 1}, batch ${b + 1}; ${opts.checkpointDir ? `the checkpoint in ${opts.checkpointDir} holds ${epoch} finished epoch(s)` : 'no checkpointDir was given, so nothing was saved'}`);
+        }
+        const idx = order.subarray(b * cfg.batchSize, Math.min((b + 1) * cfg.batchSize, order.length));
+        const count = idx.length;
+        lr = learningRateAt(cfg.learningRate, cfg.schedule, epoch, b, batches, cfg.epochs);
+        setLearningRate(optimizer, lr);
+        const pixels = augmentBatch(data, idx, cfg.augmentation, rng);
+        const tBatch = new Float32Array(count * numClasses);
+        for (let i = 0; i < count; i++) tBatch.set(targets.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
+        for (const d of dropouts) d.seed = Math.floor(rng() * 2147483647);
+
+        let correct: tf.Scalar | undefined;
+        const x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
+        const y = tf.tensor2d(tBatch, [count, numClasses]);
+        const lossT = optimizer.minimize(() => {
+          const out = net.apply(x, { training: true }) as tf.Tensor2D;
+          let loss: tf.Scalar = fromLogits
+            ? tf.losses.softmaxCrossEntropy(y, out)
+            : (tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
+          const decay = weightDecayTerm(model, cfg.weightDecay);
+          if (decay) loss = tf.add(loss, decay);
+          for (const r of model.calculateLosses()) loss = tf.add(loss, r) as tf.Scalar;
+          correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), tf.argMax(y, -1)), 'float32'))) as tf.Scalar;
+          return loss;
+        }, true, vars) as tf.Scalar;
+        x.dispose();
+        y.dispose();
+        const [lossVal] = await lossT.data();
+        const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;
+        lossT.dispose();
+        (correct as tf.Scalar | undefined)?.dispose();
+        if (!Number.isFinite(lossVal)) {
+          throw new Error(`train: the loss became ${lossVal} at epoch ${epoch + 1}, batch ${b + 1} (learning rate ${lr.toPrecision(3)}); lower TrainConfig.learningRate (e.g. ${(cfg.learningRate / 10).toPrecision(3)}) or check the inputs/targets${opts.checkpointDir ? `; the checkpoint in ${opts.checkpointDir} still holds the last finished epoch` : ''}`);
+        }
+        lossSum += lossVal * count;
+        correctSum += correctVal;
+        stepsDone++;
+        imagesSeen += count;
+        const elapsed = (Date.now() - runStart) / 1000;
+        if (opts.onBatch) {
+          const done = b * cfg.batchSize + count;
+          const eSec = (Date.now() - eStart) / 1000;
+          opts.onBatch({
+            epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches,
+            loss: lossSum / done, batchLoss: lossVal, learningRate: lr,
+            imagesPerSecond: eSec > 0 ? done / eSec : 0,
+            etaSeconds: (elapsed / stepsDone) * (totalSteps - stepsDone),
+          });
+        }
+      }
+      const seconds = (Date.now() - eStart) / 1000;
+      trainSeconds += seconds;
+      const record: EpochRecord = {
+        epoch: epoch + 1, learningRate: lr, loss: lossSum / n, accuracy: correctSum / n,
+        seconds, imagesPerSecond: n / Math.max(seconds, 1e-9),
+      };
+      if (opts.val) {
+        const v = await evaluateLoss(model, opts.val, opts.evalBatchSize ?? 256);
+        record.valLoss = v.loss;
+        record.valAccuracy = v.accuracy;
+      }
+      history.push(record);
+      log(
+        `epoch ${record.epoch}/${cfg.epochs} lr ${lr.toExponential(2)} loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(2)}%` +
+          (record.valAccuracy !== undefined ? ` val_loss ${record.valLoss!.toFixed(4)} val_acc ${(100 * record.valAccuracy).toFixed(2)}%` : '') +
+          ` ${record.imagesPerSecond.toFixed(0)} img/s (${tf.getBackend()})`,
+      );
+      if (opts.checkpointDir) {
+        const state: TrainState = {
+          format: 'copycat-train-state', version: 1, epochsCompleted: epoch + 1, config: cfg, history,
+          modelName: model.name, backend: tf.getBackend(), savedAt: new Date().toISOString(),
+        };
+        // Dropout seeds are per-step values; the saved topology keeps the user's original ones.
+        dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
+        await saveCheckpoint(opts.checkpointDir, epoch + 1, model, optimizer, state);
+      }
+      if (opts.onEpoch) await opts.onEpoch(record, history);
+    }
+    return {
+      config: cfg, history, resumedFromEpoch: startEpoch, backend: tf.getBackend(),
+      wallSeconds: (Date.now() - t0) / 1000,
+      imagesPerSecond: trainSeconds > 0 ? imagesSeen / trainSeconds : NaN,
+    };
+  } finally {
+    dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
+    optimizer.dispose();
+  }
+}

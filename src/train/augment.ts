@@ -1,0 +1,53 @@
+import { ImageSet } from '../types';
+
+export interface AugmentationConfig {
+  /** Pad by `pad` zero (black) pixels on each side, then take a random crop of the original size. */
+  crop: boolean;
+  /** Mirror horizontally with probability 1/2. */
+  flip: boolean;
+  /** Padding for the random crop; default 4 (the standard CIFAR recipe). */
+  pad?: number;
+}
+
+/**
+ * Copies the images `indices` of `set` into a new uint8 NHWC buffer, randomly cropped/flipped. Done
+ * on the uint8 data in JS so it costs the same on every backend and never creates float tensors;
+ * cropping a zero-padded image is done by index arithmetic, without building the padded copy.
+ */
+export function augmentBatch(
+  set: Pick<ImageSet, 'images' | 'height' | 'width'>,
+  indices: ArrayLike<number>,
+  cfg: AugmentationConfig,
+  rng: () => number,
+): Uint8Array {
+  const { height: h, width: w } = set;
+  const img = h * w * 3;
+  const out = new Uint8Array(indices.length * img);
+  const pad = cfg.crop ? (cfg.pad ?? 4) : 0;
+  for (let b = 0; b < indices.length; b++) {
+    const src = indices[b] * img;
+    const dst = b * img;
+    // Offsets of the crop window relative to the unpadded image, in -pad..pad.
+    const dy = pad ? Math.floor(rng() * (2 * pad + 1)) - pad : 0;
+    const dx = pad ? Math.floor(rng() * (2 * pad + 1)) - pad : 0;
+    const flip = cfg.flip && rng() < 0.5;
+    if (!dy && !dx && !flip) {
+      out.set(set.images.subarray(src, src + img), dst);
+      continue;
+    }
+    for (let y = 0; y < h; y++) {
+      const sy = y + dy;
+      if (sy < 0 || sy >= h) continue; // stays zero: the padding
+      for (let x = 0; x < w; x++) {
+        const sx = (flip ? w - 1 - x : x) + dx;
+        if (sx < 0 || sx >= w) continue;
+        const s = src + (sy * w + sx) * 3;
+        const d = dst + (y * w + x) * 3;
+        out[d] = set.images[s];
+        out[d + 1] = set.images[s + 1];
+        out[d + 2] = set.images[s + 2];
+      }
+    }
+  }
+  return out;
+}
