@@ -1,0 +1,106 @@
+import type { ArchitectureName } from './models';
+import type { TrainConfig } from './train';
+
+/**
+ * One object holds every hyperparameter of a run; notebooks print it and the run directory keeps a copy
+ * (config.json), so a results table can always be traced back to the settings that produced it.
+ */
+export type ProfileName = 'smoke' | 'quick' | 'full';
+
+export interface ExperimentConfig {
+  profile: ProfileName;
+  seed: number;
+  data: {
+    /** CIFAR-10 training images used to train the oracle (null = all 50,000). */
+    oracleTrainImages: number | null;
+    /** CIFAR-10 test images used for every evaluation (null = all 10,000). */
+    testImages: number | null;
+    /** NPD images queried (null = all the source has: 80,000 for the Tiny ImageNet mirror). */
+    npdImages: number | null;
+    /** Problem-domain images (CIFAR-10 train, ground truth discarded) queried for PD-SL. */
+    pdImages: number | null;
+    /** Side of the square model input; NPD images are resized to it. */
+    imageSize: number;
+  };
+  oracle: { architecture: ArchitectureName; train: Partial<TrainConfig> };
+  copycat: { architecture: ArchitectureName; train: Partial<TrainConfig>; sets: CopycatSetName[] };
+  query: {
+    /** Answer mode of the black box; 'label' is the paper's hard-label setting. */
+    mode: 'label' | 'topk' | 'probabilities' | 'rounded';
+    batchSize: number;
+    /** US$ per 1000 queries (Azure-like paid tier). */
+    pricePer1000: number;
+  };
+}
+
+export type CopycatSetName = 'NPD-SL' | 'PD-SL' | 'NPD+PD-SL';
+export const COPYCAT_SETS: CopycatSetName[] = ['NPD-SL', 'PD-SL', 'NPD+PD-SL'];
+
+// The paper's recipe: SGD, momentum 0.9, weight decay 5e-4, x0.1 steps, augmentation; the copycat's
+// stolen set is class-balanced because natural images pile up on a few classes.
+const sgd = (learningRate: number, epochs: number, milestones: number[]): Partial<TrainConfig> => ({
+  optimizer: 'sgd', learningRate, momentum: 0.9, weightDecay: 5e-4, epochs,
+  schedule: { kind: 'step', milestones, gamma: 0.1 }, augmentation: { crop: true, flip: true, pad: 4 },
+});
+
+export const PROFILES: Record<ProfileName, ExperimentConfig> = {
+  // Seconds: proves every step runs end to end (CI). Numbers are not meaningful.
+  smoke: {
+    profile: 'smoke', seed: 1,
+    data: { oracleTrainImages: 1000, testImages: 500, npdImages: 1000, pdImages: 500, imageSize: 32 },
+    oracle: { architecture: 'vgg-small', train: { ...sgd(0.02, 2, [1]), batchSize: 64 } },
+    copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 2, [1]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
+    query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
+  },
+  // About ten minutes on a 2-core CPU with the native backend: a usable oracle and clearly-above-chance copies.
+  quick: {
+    profile: 'quick', seed: 1,
+    data: { oracleTrainImages: 20000, testImages: 10000, npdImages: 20000, pdImages: 10000, imageSize: 32 },
+    oracle: { architecture: 'vgg-small', train: { ...sgd(0.02, 5, [4]), batchSize: 64 } },
+    copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 3, [2]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
+    query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
+  },
+  // The paper-scale reproduction: all of CIFAR-10 for the oracle, the 80k NPD mirror for the copycat.
+  full: {
+    profile: 'full', seed: 1,
+    data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32 },
+    oracle: { architecture: 'vgg-bn', train: { ...sgd(0.05, 30, [15, 25]), batchSize: 128 } },
+    copycat: { architecture: 'vgg-bn', train: { ...sgd(0.05, 30, [15, 25]), batchSize: 128, classBalanced: true }, sets: COPYCAT_SETS },
+    query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
+  },
+};
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Deep merge of plain objects; arrays and scalars in `over` replace those in `base`. */
+export function deepMerge<T>(base: T, over: unknown): T {
+  if (!isObject(over)) return (over === undefined ? base : over) as T;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k], v) : v;
+  }
+  return out as T;
+}
+
+/**
+ * The config of a profile with overrides applied (e.g. from a notebook's parameters cell or a
+ * JSON string in $COPYCAT_OVERRIDES). Unknown profile names are an error, not a silent default.
+ */
+export function resolveConfig(profile: string = process.env.COPYCAT_PROFILE || 'quick', overrides?: unknown): ExperimentConfig {
+  if (!(profile in PROFILES)) {
+    throw new Error(`unknown profile '${profile}' (COPYCAT_PROFILE / --profile): expected one of ${Object.keys(PROFILES).join(', ')}`);
+  }
+  let cfg = JSON.parse(JSON.stringify(PROFILES[profile as ProfileName])) as ExperimentConfig;
+  const env = process.env.COPYCAT_OVERRIDES;
+  if (env) {
+    try {
+      cfg = deepMerge(cfg, JSON.parse(env));
+    } catch (e) {
+      throw new Error(`COPYCAT_OVERRIDES must be a JSON object, e.g. '{"copycat":{"train":{"epochs":5}}}': ${(e as Error).message}`);
+    }
+  }
+  return deepMerge(cfg, overrides);
+}
