@@ -50,7 +50,7 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
         format: artifacts.format,
         generatedBy: artifacts.generatedBy,
         convertedBy: artifacts.convertedBy ?? null,
-        weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs ?? [] }],
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
         weightsIntegrity: { bytes: weights.byteLength, sha256: sha256(weights) },
       };
       if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig;

@@ -209,7 +209,8 @@ function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
 }
 
 function setLearningRate(opt: tf.Optimizer, lr: number): void {
-  if (opt instanceof tf.SGDOptimizer) opt.setLearningRate(lr); // momentum extends SGD
+  // tfjs optimizers override instanceof with duck typing, so dispatch on the class name.
+  if (opt.getClassName() === 'SGD' || opt.getClassName() === 'Momentum') (opt as tf.SGDOptimizer).setLearningRate(lr);
   else (opt as unknown as { learningRate: number }).learningRate = lr; // Adam reads the number each step
 }
 
@@ -425,5 +426,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
   } finally {
     dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
     optimizer.dispose();
+    // MomentumOptimizer.dispose() (tfjs-core 4.22) forgets the learning-rate scalar of its SGD base.
+    if (optimizer.getClassName() === 'Momentum') (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
   }
 }

@@ -1,0 +1,319 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
+import { createModel } from '../src/models';
+import { evaluateLoss, learningRateAt, resolveTrainConfig, train, TrainConfig } from '../src/train';
+import { augmentBatch } from '../src/train/augment';
+import { classBalancedIndices, classCounts } from '../src/train/sampler';
+import { ImageSet } from '../src/types';
+
+/** n images h x w where class k has a brighter channel k: learnable, and invariant to flips/crops. */
+function tinySet(n: number, h = 8, w = 8, numClasses = 3, seed = 'fixture'): ImageSet {
+  const rng = seedrandom(seed);
+  const images = new Uint8Array(n * h * w * 3);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = i % numClasses;
+    labels[i] = c;
+    for (let p = 0; p < h * w; p++) {
+      for (let ch = 0; ch < 3; ch++) images[(i * h * w + p) * 3 + ch] = Math.floor(rng() * 120) + (ch === c ? 110 : 0);
+    }
+  }
+  return { images, n, height: h, width: w, labels };
+}
+
+const quiet = { log: false as const };
+const base: Partial<TrainConfig> = {
+  epochs: 3, batchSize: 16, optimizer: 'sgd', learningRate: 0.02, weightDecay: 5e-4,
+  schedule: { kind: 'constant' }, augmentation: { crop: true, flip: true, pad: 2 }, seed: 7,
+};
+/**
+ * A deliberately small net (conv4 -> BN -> ReLU -> pool -> dropout -> dense): the pure-JS 'cpu'
+ * backend's Conv2DBackpropFilter runs at a few M multiply-adds per second, so the registry's nets are
+ * too slow for many training steps in unit tests. Same structure as theirs (BN, dropout, logits+softmax).
+ */
+function tiny(seed = 1): tf.LayersModel {
+  const input = tf.input({ shape: [8, 8, 3] });
+  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.heNormal({ seed }) }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.activation({ activation: 'relu' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.maxPooling2d({ poolSize: 2 }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: 0.25 }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dense({ units: 3, name: 'logits', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.activation({ activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: x });
+}
+
+async function weightsOf(model: tf.LayersModel): Promise<Float32Array[]> {
+  return Promise.all(model.getWeights().map(async (w) => (await w.data()) as Float32Array));
+}
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'copycat-train-'));
+}
+
+describe('train', function () {
+  this.timeout(60000);
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('reduces the loss on a tiny seeded problem and reports validation', async () => {
+    const data = tinySet(64);
+    const val = tinySet(30, 8, 8, 3, 'val');
+    const model = tiny();
+    const before = await evaluateLoss(model, val);
+    const r = await train(model, data, { ...base, epochs: 4, augmentation: { crop: false, flip: false } }, { ...quiet, val });
+    assert.equal(r.history.length, 4);
+    assert.ok(r.history[3].loss < r.history[0].loss, `loss ${r.history.map((h) => h.loss)}`);
+    assert.ok(r.history[3].valLoss! < before.loss, `val loss ${before.loss} -> ${r.history[3].valLoss}`);
+    assert.ok(r.history[3].valAccuracy! > 0.6, `val acc ${r.history[3].valAccuracy}`);
+    assert.equal(r.resumedFromEpoch, 0);
+    assert.equal(r.backend, 'cpu');
+    model.dispose();
+  });
+
+  it('gives identical weights for the same seed (with augmentation and dropout) and different ones for another seed', async () => {
+    const data = tinySet(48);
+    const run = async (seed: number) => {
+      const m = tiny();
+      await train(m, data, { ...base, epochs: 2, seed }, quiet);
+      const w = await weightsOf(m);
+      m.dispose();
+      return w;
+    };
+    const a = await run(7);
+    const b = await run(7);
+    const c = await run(8);
+    a.forEach((w, i) => assert.deepEqual(w, b[i], `weight ${i} differs between identical runs`));
+    assert.ok(a.some((w, i) => w.some((v, j) => v !== c[i][j])), 'another seed should give other weights');
+  });
+
+  it('keeps tf.memory().numTensors flat across epochs and frees everything it made', async () => {
+    const data = tinySet(40);
+    const model = tiny();
+    const counts: number[] = [];
+    const start = tf.memory().numTensors;
+    await train(model, data, { ...base, epochs: 4 }, { ...quiet, val: tinySet(10), onEpoch: () => { counts.push(tf.memory().numTensors); } });
+    // Epoch 1 creates the optimizer's momentum slots; nothing may grow after that.
+    assert.ok(counts.slice(1).every((c) => c === counts[0]), `numTensors per epoch: ${counts}`);
+    assert.equal(tf.memory().numTensors, start, 'train() leaked tensors');
+    model.dispose();
+  });
+
+  it('resumes after a kill at epoch k and ends exactly where an uninterrupted run ends', async () => {
+    const data = tinySet(48);
+    const val = tinySet(12, 8, 8, 3, 'v');
+    const cfg = { ...base, epochs: 3, schedule: { kind: 'step' as const, milestones: [2], gamma: 0.1 } };
+    const full = tiny();
+    const dirA = tmpDir();
+    const ra = await train(full, data, cfg, { ...quiet, val, checkpointDir: dirA });
+    const wFull = await weightsOf(full);
+
+    const dirB = tmpDir();
+    const killed = tiny();
+    await assert.rejects(
+      train(killed, data, cfg, { ...quiet, val, checkpointDir: dirB, onEpoch: (r) => { if (r.epoch === 1) throw new Error('simulated kill'); } }),
+      /simulated kill/,
+    );
+    killed.dispose();
+    const fresh = tiny(99); // different init: everything must come from the checkpoint
+    const rb = await train(fresh, data, cfg, { ...quiet, val, checkpointDir: dirB });
+    assert.equal(rb.resumedFromEpoch, 1);
+    assert.equal(rb.history.length, 3);
+    assert.deepEqual(rb.history.map((h) => h.epoch), [1, 2, 3]);
+    const wResumed = await weightsOf(fresh);
+    wFull.forEach((w, i) => assert.deepEqual(w, wResumed[i], `weight ${i} differs after resume`));
+    assert.equal(rb.history[2].loss, ra.history[2].loss);
+
+    // Calling again with everything done restores and trains nothing.
+    const again = await train(fresh, data, cfg, { ...quiet, checkpointDir: dirB });
+    assert.equal(again.resumedFromEpoch, 3);
+    assert.equal(again.history.length, 3);
+    assert.ok(Number.isNaN(again.imagesPerSecond));
+    // Only the latest epoch folder is kept.
+    assert.deepEqual(fs.readdirSync(dirB).sort(), ['epoch-0003', 'latest.json']);
+    full.dispose();
+    fresh.dispose();
+  });
+
+  it('resumes Adam runs (moments and iteration count restored) to float rounding', async () => {
+    const data = tinySet(32);
+    const cfg = { ...base, optimizer: 'adam' as const, learningRate: 1e-3, epochs: 2 };
+    const a = tiny();
+    await train(a, data, cfg, quiet);
+    const dir = tmpDir();
+    const b = tiny();
+    await assert.rejects(train(b, data, cfg, { ...quiet, checkpointDir: dir, onEpoch: () => { throw new Error('kill'); } }), /kill/);
+    await train(b, data, cfg, { ...quiet, checkpointDir: dir });
+    const wa = await weightsOf(a);
+    const wb = await weightsOf(b);
+    // tfjs recomputes Adam's bias-correction power as beta^(t+1) on restore instead of the running
+    // product it kept, so the resumed run matches to float32 rounding, not bit for bit.
+    let maxDiff = 0;
+    wa.forEach((w, i) => w.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - wb[i][j])))));
+    assert.ok(maxDiff < 1e-5, `max weight difference after Adam resume ${maxDiff}`);
+    // A fresh Adam (moments lost) would land visibly elsewhere: the check above can fail.
+    const c = tiny();
+    await train(c, data, { ...cfg, epochs: 1 }, quiet);
+    await train(c, data, { ...cfg, epochs: 1 }, quiet);
+    const wc = await weightsOf(c);
+    let lostDiff = 0;
+    wa.forEach((w, i) => w.forEach((v, j) => (lostDiff = Math.max(lostDiff, Math.abs(v - wc[i][j])))));
+    assert.ok(lostDiff > 1e-4, `restarting Adam without its state should differ, got ${lostDiff}`);
+    c.dispose();
+    a.dispose();
+    b.dispose();
+  });
+
+  it('stops on an AbortSignal, keeping the finished epochs in the checkpoint', async () => {
+    const data = tinySet(48);
+    const dir = tmpDir();
+    const ac = new AbortController();
+    const model = tiny();
+    await assert.rejects(
+      train(model, data, base, { ...quiet, checkpointDir: dir, signal: ac.signal, onBatch: (p) => { if (p.epoch === 2 && p.batch === 1) ac.abort(); } }),
+      (e: Error) => e.name === 'AbortError' && /epoch 2, batch 2/.test(e.message) && /holds 1 finished epoch/.test(e.message),
+    );
+    const r = await train(model, data, base, { ...quiet, checkpointDir: dir });
+    assert.equal(r.resumedFromEpoch, 1);
+    assert.equal(r.history.length, 3);
+    model.dispose();
+  });
+
+  it('refuses to resume a checkpoint made with another config', async () => {
+    const data = tinySet(32);
+    const dir = tmpDir();
+    const model = tiny();
+    await train(model, data, { ...base, epochs: 1 }, { ...quiet, checkpointDir: dir });
+    await assert.rejects(train(model, data, { ...base, epochs: 2, learningRate: 0.5 }, { ...quiet, checkpointDir: dir }), /different config \(learningRate: 0.02 there, 0.5 now\)/);
+    model.dispose();
+  });
+
+  it('trains on soft labels: one-hot soft targets give exactly the hard-label result', async () => {
+    const hard = tinySet(32);
+    const soft = new Float32Array(32 * 3);
+    for (let i = 0; i < 32; i++) soft[i * 3 + hard.labels![i]] = 1;
+    const softOnly: ImageSet = { ...hard, labels: undefined, soft };
+    const m1 = tiny();
+    const m2 = tiny();
+    const r1 = await train(m1, hard, { ...base, epochs: 2 }, quiet);
+    const r2 = await train(m2, softOnly, { ...base, epochs: 2 }, quiet);
+    assert.deepEqual(r1.history.map((h) => h.loss), r2.history.map((h) => h.loss));
+    // Genuinely soft targets train as well.
+    const blurred = soft.map((v) => 0.7 * v + 0.1);
+    const m3 = tiny();
+    const r3 = await train(m3, { ...softOnly, soft: blurred }, { ...base, epochs: 4, augmentation: { crop: false, flip: false } }, quiet);
+    assert.ok(r3.history[3].loss < r3.history[0].loss, `soft loss ${r3.history.map((h) => h.loss)}`);
+    // Cross-entropy against a 0.8/0.1/0.1 target cannot go below its entropy.
+    const entropy = -(0.8 * Math.log(0.8) + 2 * 0.1 * Math.log(0.1));
+    assert.ok(r3.history[3].loss > entropy, `loss ${r3.history[3].loss} below target entropy ${entropy}`);
+    [m1, m2, m3].forEach((m) => m.dispose());
+  });
+
+  it('rejects soft targets that are not probabilities', async () => {
+    const d = tinySet(8);
+    const model = tiny();
+    await assert.rejects(train(model, { ...d, soft: new Float32Array(8 * 3).fill(0.5) }, base, quiet), /data.soft row 0 sums to 1.5/);
+    await assert.rejects(train(model, { ...d, soft: new Float32Array(5) }, base, quiet), /data.soft has 5 values, expected n\*numClasses = 24/);
+    model.dispose();
+  });
+
+  it('stops with a clear message when the loss becomes NaN/Inf', async () => {
+    const model = tiny();
+    await assert.rejects(
+      train(model, tinySet(64), { ...base, learningRate: 1e30, weightDecay: 0 }, quiet),
+      /loss became (NaN|Infinity|-Infinity) at epoch 1, batch \d+ \(learning rate 1\.00e\+30\); lower TrainConfig\.learningRate/,
+    );
+    model.dispose();
+  });
+
+  it('label smoothing raises the loss floor', async () => {
+    const data = tinySet(32);
+    const m1 = tiny();
+    const m2 = tiny();
+    const r1 = await train(m1, data, { ...base, epochs: 1, weightDecay: 0 }, quiet);
+    const r2 = await train(m2, data, { ...base, epochs: 1, weightDecay: 0, labelSmoothing: 0.3 }, quiet);
+    assert.notEqual(r1.history[0].loss, r2.history[0].loss);
+    m1.dispose();
+    m2.dispose();
+  });
+
+  it('refuses a model with built-in L2 regularizers when weightDecay is also set', async () => {
+    const m = createModel('resnet-8', { inputShape: [8, 8, 3], numClasses: 3, seed: 1, weightDecay: 5e-4 });
+    await assert.rejects(train(m, tinySet(8), base, quiet), /already has L2 kernel regularizers/);
+    const r = await train(m, tinySet(4), { ...base, epochs: 1, batchSize: 2, weightDecay: 0 }, quiet);
+    assert.equal(r.history.length, 1);
+    m.dispose();
+  });
+
+  it('validates the config and data shapes with clear messages', async () => {
+    assert.throws(() => resolveTrainConfig({ epochs: 0 }), /TrainConfig.epochs must be a positive integer/);
+    assert.throws(() => resolveTrainConfig({ schedule: { kind: 'step', gamma: 0.1 } }), /needs milestones or every/);
+    const model = tiny();
+    await assert.rejects(train(model, tinySet(4, 6, 6), base, quiet), /images are 6x6x3 but the model expects 8x8x3/);
+    const bad = tinySet(4);
+    bad.labels![2] = 5;
+    await assert.rejects(train(model, bad, base, quiet), /data.labels\[2\] = 5 but the model has 3 classes/);
+    model.dispose();
+  });
+
+  it('calls onBatch with epoch, batch, loss, img/s and ETA', async () => {
+    const seen: { epoch: number; batch: number; batches: number; etaSeconds: number; imagesPerSecond: number }[] = [];
+    const model = tiny();
+    await train(model, tinySet(40), { ...base, epochs: 2 }, { ...quiet, onBatch: (p) => seen.push(p) });
+    assert.equal(seen.length, 2 * 3);
+    assert.deepEqual(seen.map((s) => `${s.epoch}.${s.batch}/${s.batches}`), ['1.1/3', '1.2/3', '1.3/3', '2.1/3', '2.2/3', '2.3/3']);
+    assert.equal(seen[5].etaSeconds, 0);
+    assert.ok(seen[0].etaSeconds > 0 && seen.every((s) => s.imagesPerSecond > 0));
+    model.dispose();
+  });
+});
+
+describe('train helpers', () => {
+  it('class-balanced sampler draws every present class equally often', () => {
+    const classes = new Uint8Array(100);
+    classes.fill(0, 0, 90);
+    classes.fill(1, 90, 99);
+    classes[99] = 2;
+    const order = classBalancedIndices(classes, 4, seedrandom('s'));
+    assert.equal(order.length, 100);
+    const counts = classCounts(Array.from(order, (i) => classes[i]), 4);
+    assert.deepEqual([...counts].slice(0, 3).sort(), [33, 33, 34]);
+    assert.equal(counts[3], 0);
+    // The minority class is oversampled (its single image repeats), the majority subsampled without repeats.
+    const majority = Array.from(order).filter((i) => i < 90);
+    assert.equal(new Set(majority).size, majority.length);
+  });
+
+  it('step and cosine schedules', () => {
+    const step = { kind: 'step' as const, milestones: [2, 4], gamma: 0.1 };
+    assert.equal(learningRateAt(1, step, 1, 9, 10, 6), 1);
+    assert.ok(Math.abs(learningRateAt(1, step, 2, 0, 10, 6) - 0.1) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(1, step, 5, 0, 10, 6) - 0.01) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(1, { kind: 'step', every: 3, gamma: 0.5 }, 3, 0, 10, 6) - 0.5) < 1e-12);
+    const cos = { kind: 'cosine' as const, warmupEpochs: 1 };
+    assert.equal(learningRateAt(2, cos, 0, 0, 4, 5), 0.5); // first warm-up step: 1/4 of the rate
+    assert.equal(learningRateAt(2, cos, 1, 0, 4, 5), 2); // warm-up done
+    assert.ok(learningRateAt(2, cos, 4, 3, 4, 5) < 0.02); // nearly 0 at the end
+    assert.ok(Math.abs(learningRateAt(2, cos, 3, 0, 4, 5) - 1) < 1e-12); // half way through the decay
+  });
+
+  it('flips and pad-crops uint8 images', () => {
+    // One 2x3 image, pixel value = 10*(y*3+x)+channel.
+    const img = new Uint8Array(2 * 3 * 3).map((_, i) => 10 * Math.floor(i / 3) + (i % 3));
+    const set = { images: img, height: 2, width: 3 };
+    const flipped = augmentBatch(set, [0], { crop: false, flip: true }, () => 0.1);
+    assert.deepEqual(Array.from(flipped.subarray(0, 3)), [20, 21, 22]); // x=0 now holds old x=2
+    // crop with pad 1 and rng 0 -> offset (-1,-1): content moves down-right, zeros enter top-left.
+    const cropped = augmentBatch(set, [0], { crop: true, flip: false, pad: 1 }, () => 0);
+    assert.deepEqual(Array.from(cropped.subarray(0, 3 * 3)), [0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(Array.from(cropped.subarray(4 * 3, 4 * 3 + 3)), [0, 1, 2]); // (y=1,x=1) <- (0,0)
+    const none = augmentBatch(set, [0], { crop: false, flip: false }, () => 0);
+    assert.deepEqual(none, img);
+  });
+});
