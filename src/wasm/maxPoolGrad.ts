@@ -23,8 +23,8 @@ export function maxPoolGradWasm(backend: WasmBackend, dy: tf.TensorInfo, input: 
   const xv = f32(backend, input);
   const dyv = f32(backend, dy);
   dxv.fill(0);
-  const best = new Float32Array(c);
-  const where = new Int32Array(c);
+  // Window outer, channel inner: each channel scans its window with stride c and writes its winner,
+  // no per-window scratch arrays.
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < ho; i++) {
       const r0 = Math.max(0, i * sh - padTop);
@@ -32,22 +32,24 @@ export function maxPoolGradWasm(backend: WasmBackend, dy: tf.TensorInfo, input: 
       for (let j = 0; j < wo; j++) {
         const c0 = Math.max(0, j * sw - padLeft);
         const c1 = Math.min(w, j * sw - padLeft + kw);
-        best.fill(-Infinity);
-        where.fill(-1);
-        for (let r = r0; r < r1; r++) {
-          for (let col = c0; col < c1; col++) {
-            const base = ((b * h + r) * w + col) * c;
-            for (let ch = 0; ch < c; ch++) {
-              const v = xv[base + ch];
-              if (v > best[ch]) {
-                best[ch] = v;
-                where[ch] = base + ch;
+        if (r1 <= r0 || c1 <= c0) continue;
+        const dyBase = ((b * ho + i) * wo + j) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity;
+          let where = -1;
+          for (let r = r0; r < r1; r++) {
+            let at = ((b * h + r) * w + c0) * c + ch;
+            for (let col = c0; col < c1; col++, at += c) {
+              const v = xv[at];
+              if (v > best) {
+                best = v;
+                where = at;
               }
             }
           }
+          // A window of NaN/-Infinity only passes nothing back, as on the cpu backend.
+          if (where >= 0) dxv[where] += dyv[dyBase + ch];
         }
-        const dyBase = ((b * ho + i) * wo + j) * c;
-        for (let ch = 0; ch < c; ch++) if (where[ch] >= 0) dxv[where[ch]] += dyv[dyBase + ch];
       }
     }
   }

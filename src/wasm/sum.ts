@@ -24,7 +24,16 @@ export function sumWasm(backend: WasmBackend, x: tf.TensorInfo, attrs: tf.SumAtt
   const xv = f32(backend, x);
   // Double accumulators: thousands of rows summed in float32 drift visibly from the cpu backend.
   const acc = new Float64Array(cols);
-  for (let r = 0; r < rows; r++) {
+  // Four rows per pass: bias gradients have few columns, and the short inner loop dominated.
+  const rows4 = rows - (rows % 4);
+  for (let r = 0; r < rows4; r += 4) {
+    const b0 = r * cols;
+    const b1 = b0 + cols;
+    const b2 = b1 + cols;
+    const b3 = b2 + cols;
+    for (let j = 0; j < cols; j++) acc[j] += xv[b0 + j] + xv[b1 + j] + xv[b2 + j] + xv[b3 + j];
+  }
+  for (let r = rows4; r < rows; r++) {
     const base = r * cols;
     for (let j = 0; j < cols; j++) acc[j] += xv[base + j];
   }

@@ -24,6 +24,11 @@ let requestedThreads = 1;
 let multithread = false;
 let prepared = false;
 
+/** Whether the wasm backend instance exists (tf.findBackend would start it as a side effect). */
+function wasmStarted(): boolean {
+  return tf.engine().registry['wasm'] !== undefined;
+}
+
 function availableCores(): number {
   const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return Math.max(1, n);
@@ -38,7 +43,8 @@ function writeWorkerScript(workerContents: string, gluePath: string): string {
   if (!blobBranch.test(workerContents)) {
     throw new Error(`${WASM_PKG}: unexpected pthread worker script (package version changed?); cannot enable threads in Node`);
   }
-  const patched = workerContents.replace(blobBranch, `importScripts(${JSON.stringify(gluePath)})`);
+  // Same newline escaping the package applies before it builds its blob.
+  const patched = workerContents.replace(blobBranch, `importScripts(${JSON.stringify(gluePath)});`).replace(/\n/g, '\\n');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'copycat-wasm-'));
   const file = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
   fs.writeFileSync(file, patched);
@@ -58,6 +64,41 @@ function redirectWorkerBlob(workerContents: string, file: string): void {
     return original(obj);
   };
 }
+
+// The C side caps threads at emscripten_num_logical_cores() / 2 (it assumes hyper-threading), which in
+// Node is os.cpus().length / 2: one thread on a 2-core machine. While the backend starts we report
+// enough cores for the requested count, and put os.cpus back from a setup hook that the engine runs
+// right after it created the backend (see restoreCpus).
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const osModule = require('os') as typeof import('os');
+let realCpus: (() => import('os').CpuInfo[]) | undefined;
+
+function reportCoresFor(threads: number): void {
+  const real = realCpus ?? osModule.cpus;
+  realCpus = real;
+  osModule.cpus = () => {
+    const list = real.call(osModule);
+    const out = [...list];
+    while (list.length > 0 && out.length < 2 * threads) out.push(list[out.length % list.length]);
+    return out;
+  };
+}
+
+/** Undoes reportCoresFor; the C side read the core count once, when the module was instantiated. */
+export function restoreCpus(): void {
+  if (realCpus) osModule.cpus = realCpus;
+  realCpus = undefined;
+}
+
+/** Registered for 'wasm' only for its setupFunc, which the engine calls once the backend exists. */
+export const restoreCpusHook: tf.KernelConfig = {
+  kernelName: 'CopycatWasmStarted',
+  backendName: 'wasm',
+  kernelFunc: () => {
+    throw new Error('CopycatWasmStarted is a setup hook, not a kernel');
+  },
+  setupFunc: () => restoreCpus(),
+};
 
 function enableNodeThreads(): void {
   const glue = require.resolve(`${WASM_PKG}/wasm-out/tfjs-backend-wasm-threaded-simd.js`);
@@ -83,7 +124,7 @@ export async function prepareWasm(opts: { threads?: number } = {}): Promise<void
   }
   const threads = opts.threads ?? fromEnv ?? availableCores();
   if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`prepareWasm: threads must be an integer >= 1, got ${threads}`);
-  if (tf.findBackend('wasm') !== null) {
+  if (wasmStarted()) {
     // Already initialised: report what it runs with rather than pretending the request applied.
     return;
   }
@@ -94,6 +135,8 @@ export async function prepareWasm(opts: { threads?: number } = {}): Promise<void
     const isNode = tf.env().get('IS_NODE') as boolean;
     if (isNode) {
       if (!prepared) enableNodeThreads();
+      reportCoresFor(threads);
+      if (!tf.getKernel(restoreCpusHook.kernelName, 'wasm')) tf.registerKernel(restoreCpusHook);
       multithread = true;
     } else {
       multithread = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) as boolean;
@@ -105,13 +148,14 @@ export async function prepareWasm(opts: { threads?: number } = {}): Promise<void
 
 /** Threads the running wasm backend really uses (after tf.setBackend('wasm')), SIMD and threaded build. */
 export function wasmThreadsInfo(): WasmThreadsInfo {
-  const started = tf.findBackend('wasm') !== null;
+  const started = wasmStarted();
   let simd = false;
   try {
     simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   } catch {
     /* async flag not evaluated yet: the backend has not started */
   }
+  if (started) restoreCpus();
   const threads = started ? getThreadsCount() : requestedThreads;
   return { threads: Math.max(1, threads), simd, multithread: multithread && threads > 1 };
 }

@@ -38,51 +38,72 @@ export function transposeInto(src: Float32Array, shape: readonly number[], perm:
   const inStrides = new Array<number>(n);
   inStrides[n - 1] = 1;
   for (let i = n - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1] * sh[i + 1];
-  if (n === 2) {
-    transpose2d(src, sh[0], sh[1], dst);
+  const os = pm.map((p) => sh[p]);
+  const outStrides = new Array<number>(n);
+  outStrides[n - 1] = 1;
+  for (let i = n - 2; i >= 0; i--) outStrides[i] = outStrides[i + 1] * os[i + 1];
+  if (pm[n - 1] === n - 1) {
+    copyRuns(src, sh, pm, inStrides, dst);
     return;
   }
-  // Pad to rank 4 with leading unit axes so one loop nest serves ranks 3 and 4; higher ranks recurse on
-  // the outermost output axis.
-  if (n > 4) {
-    const outer = pm[0];
-    const innerShape = sh.filter((_, i) => i !== outer);
-    const innerPerm = pm.slice(1).map((p) => (p > outer ? p - 1 : p));
-    const innerSize = innerShape.reduce((a, b) => a * b, 1);
-    const tmpIn = new Float32Array(innerSize);
-    for (let k = 0; k < sh[outer]; k++) {
-      // Gather the sub-tensor with input axis `outer` fixed to k, then transpose it.
-      gatherFixedAxis(src, sh, outer, k, tmpIn);
-      transposeInto(tmpIn, innerShape, innerPerm, dst.subarray(k * innerSize, (k + 1) * innerSize));
+  // Otherwise the copy is a set of 2-D transposes between the input's innermost axis and the output's,
+  // tiled so both the reads and the writes stay within cache lines.
+  const q = pm.indexOf(n - 1); // output position of the input's innermost axis
+  const oi = pm[n - 1]; // input axis that is innermost in the output
+  const rows = sh[n - 1];
+  const cols = sh[oi];
+  const rowOut = outStrides[q];
+  const colIn = inStrides[oi];
+  const outer: number[] = [];
+  for (let i = 0; i < n - 1; i++) if (i !== q) outer.push(i);
+  const idx = new Array<number>(outer.length).fill(0);
+  const total = outer.reduce((acc, i) => acc * os[i], 1);
+  const T = 16;
+  for (let t = 0; t < total; t++) {
+    let inBase = 0;
+    let outBase = 0;
+    for (let k = 0; k < outer.length; k++) {
+      inBase += idx[k] * inStrides[pm[outer[k]]];
+      outBase += idx[k] * outStrides[outer[k]];
     }
-    return;
-  }
-  const os = [1, 1, 1, 1];
-  const st = [0, 0, 0, 0];
-  const off = 4 - n;
-  for (let i = 0; i < n; i++) {
-    os[off + i] = sh[pm[i]];
-    st[off + i] = inStrides[pm[i]];
-  }
-  const [d0, d1, d2, d3] = os;
-  const [s0, s1, s2, s3] = st;
-  let o = 0;
-  for (let a = 0; a < d0; a++) {
-    for (let b = 0; b < d1; b++) {
-      for (let c = 0; c < d2; c++) {
-        let i = a * s0 + b * s1 + c * s2;
-        for (let d = 0; d < d3; d++, i += s3) dst[o++] = src[i];
+    for (let r0 = 0; r0 < rows; r0 += T) {
+      const r1 = Math.min(r0 + T, rows);
+      for (let c0 = 0; c0 < cols; c0 += T) {
+        const c1 = Math.min(c0 + T, cols);
+        for (let c = c0; c < c1; c++) {
+          const i0 = inBase + c * colIn;
+          const o0 = outBase + c;
+          for (let r = r0; r < r1; r++) dst[o0 + r * rowOut] = src[i0 + r];
+        }
       }
+    }
+    for (let k = outer.length - 1; k >= 0; k--) {
+      if (++idx[k] < os[outer[k]]) break;
+      idx[k] = 0;
     }
   }
 }
 
-function gatherFixedAxis(src: Float32Array, sh: number[], axis: number, k: number, out: Float32Array): void {
-  const outer = sh.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = sh.slice(axis + 1).reduce((a, b) => a * b, 1);
-  for (let o = 0; o < outer; o++) {
-    const s = (o * sh[axis] + k) * inner;
-    out.set(src.subarray(s, s + inner), o * inner);
+/** The output's innermost axis is the input's: copy contiguous runs in output order. */
+function copyRuns(src: Float32Array, sh: number[], pm: number[], inStrides: number[], dst: Float32Array): void {
+  const n = sh.length;
+  const run = sh[n - 1];
+  const idx = new Array<number>(n - 1).fill(0);
+  const total = dst.length / run;
+  let o = 0;
+  for (let t = 0; t < total; t++) {
+    let i = 0;
+    for (let k = 0; k < n - 1; k++) i += idx[k] * inStrides[pm[k]];
+    if (run >= 64) {
+      dst.set(src.subarray(i, i + run), o);
+      o += run;
+    } else {
+      for (let r = 0; r < run; r++) dst[o++] = src[i + r];
+    }
+    for (let k = n - 2; k >= 0; k--) {
+      if (++idx[k] < sh[pm[k]]) break;
+      idx[k] = 0;
+    }
   }
 }
 

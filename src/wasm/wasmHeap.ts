@@ -30,6 +30,21 @@ export function free(backend: WasmBackend, ...ts: TensorInfo[]): void {
   for (const t of ts) backend.disposeData(t.dataId);
 }
 
+/**
+ * A tensor the C side sees at `floatOffset` floats into `base` without a copy (XNNPACK reads operands
+ * at arbitrary addresses). Must be released with freeView, never free: it owns no allocation.
+ */
+export function viewOf(backend: WasmBackend, base: TensorInfo, floatOffset: number, shape: number[]): TensorInfo {
+  const { memoryOffset } = backend.dataIdMap.get(base.dataId);
+  return backend.makeOutput(shape, 'float32', memoryOffset + 4 * floatOffset);
+}
+
+export function freeView(backend: WasmBackend, view: TensorInfo): void {
+  const id = cId(backend, view);
+  backend.dataIdMap.delete(view.dataId);
+  (backend.wasm as unknown as { tfjs: { disposeData(id: number): void } }).tfjs.disposeData(id);
+}
+
 type Cwrapped = (...args: unknown[]) => void;
 interface Cwrapper {
   cwrap(name: string, ret: null, argTypes: string[]): Cwrapped;
