@@ -7,8 +7,10 @@ import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoin
 import { classBalancedIndices, shuffledIndices } from './train/sampler';
 import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
 
-export { AugmentationConfig } from './train/augment';
-export { ScheduleConfig, learningRateAt } from './train/schedule';
+export type { AugmentationConfig } from './train/augment';
+export type { ScheduleConfig } from './train/schedule';
+export { learningRateAt } from './train/schedule';
+export { classBalancedIndices, classCounts } from './train/sampler';
 
 /**
  * Everything that defines a training run, as one plain JSON object that notebooks print and save.

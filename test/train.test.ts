@@ -232,15 +232,37 @@ describe('train', function () {
     model.dispose();
   });
 
-  it('label smoothing raises the loss floor', async () => {
+  it('trains with class-balanced sampling on imbalanced labels, reproducibly', async () => {
+    const data = tinySet(30);
+    data.labels!.fill(0, 0, 24); // 24 x class 0 (images keep their own colours: noisy stolen labels)
+    const run = async () => {
+      const m = tiny();
+      const r = await train(m, data, { ...base, epochs: 2, classBalanced: true }, quiet);
+      const w = await weightsOf(m);
+      m.dispose();
+      return { r, w };
+    };
+    const a = await run();
+    const b = await run();
+    assert.equal(a.r.history.length, 2);
+    assert.ok(a.r.history.every((h) => Number.isFinite(h.loss)));
+    a.w.forEach((w, i) => assert.deepEqual(w, b.w[i]));
+  });
+
+  it('label smoothing eps equals training on soft targets (1-eps)*onehot + eps/K', async () => {
     const data = tinySet(32);
+    const eps = 0.3;
+    const soft = new Float32Array(32 * 3).fill(eps / 3);
+    for (let i = 0; i < 32; i++) soft[i * 3 + data.labels![i]] += 1 - eps;
     const m1 = tiny();
     const m2 = tiny();
-    const r1 = await train(m1, data, { ...base, epochs: 1, weightDecay: 0 }, quiet);
-    const r2 = await train(m2, data, { ...base, epochs: 1, weightDecay: 0, labelSmoothing: 0.3 }, quiet);
-    assert.notEqual(r1.history[0].loss, r2.history[0].loss);
-    m1.dispose();
-    m2.dispose();
+    const m3 = tiny();
+    const smoothed = await train(m1, data, { ...base, epochs: 1, labelSmoothing: eps }, quiet);
+    const viaSoft = await train(m2, { ...data, labels: undefined, soft }, { ...base, epochs: 1 }, quiet);
+    const plain = await train(m3, data, { ...base, epochs: 1 }, quiet);
+    assert.ok(Math.abs(smoothed.history[0].loss - viaSoft.history[0].loss) < 1e-5, `${smoothed.history[0].loss} vs ${viaSoft.history[0].loss}`);
+    assert.notEqual(smoothed.history[0].loss, plain.history[0].loss);
+    [m1, m2, m3].forEach((m) => m.dispose());
   });
 
   it('refuses a model with built-in L2 regularizers when weightDecay is also set', async () => {
