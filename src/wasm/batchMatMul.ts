@@ -22,6 +22,16 @@ function transposed(backend: WasmBackend, t: Info, rows: number, cols: number): 
   return out;
 }
 
+/**
+ * 'direct': C = op(A) op(B); 'swapped': C = (op(B)^T op(A)^T)^T. Picks the one moving fewer floats
+ * (transposes plus XNNPACK's packing of the right operand).
+ */
+export function matMulPlan(m: number, k: number, n: number, transposeA: boolean, transposeB: boolean): 'direct' | 'swapped' {
+  const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0) + k * n;
+  const swapped = (transposeB ? 0 : k * n) + (transposeA ? 0 : m * k) + m * n + k * m;
+  return direct <= swapped ? 'direct' : 'swapped';
+}
+
 export function batchMatMulWasm(backend: WasmBackend, a: Info, b: Info, attrs: tf.BatchMatMulAttrs): Info {
   const { transposeA, transposeB } = attrs;
   const ra = a.shape.length;
@@ -41,12 +51,9 @@ export function batchMatMulWasm(backend: WasmBackend, a: Info, b: Info, attrs: t
     throw new Error(`BatchMatMul: inner dimensions ${k} and ${kb} differ (a [${a.shape}], b [${b.shape}], transposeA=${transposeA}, transposeB=${transposeB})`);
   }
   const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), m, n];
-  // Floats moved (transposes + XNNPACK weight packing) by each formulation.
-  const direct = (transposeA ? m * k : 0) + (transposeB ? k * n : 0) + k * n;
-  const swapped = (transposeB ? 0 : k * n) + (transposeA ? 0 : m * k) + m * n + k * m;
   const temps: Info[] = [];
   let out: Info;
-  if (direct <= swapped) {
+  if (matMulPlan(m, k, n, transposeA, transposeB) === 'direct') {
     const left = transposeA ? transposed(backend, a, aRows, aCols) : as3d(a, [m, k]);
     const right = transposeB ? transposed(backend, b, bRows, bCols) : as3d(b, [k, n]);
     if (transposeA) temps.push(left);
