@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Project-local Jupyter: a venv with JupyterLab + nbclient and a tslab kernelspec that points at THIS
+# clone's node_modules. Nothing is written to the user's ~/.local/share/jupyter, so a CI clone on the same
+# machine can never repoint the developer's kernel (and vice versa).
+#
+#   bash scripts/jupyter-env.sh                 # set up (idempotent) and print the environment
+#   bash scripts/jupyter-env.sh CMD [ARGS...]   # set up, then exec CMD inside that environment
+#
+# Overrides: COPYCAT_VENV (venv folder), COPYCAT_PYTHON (python used to create it),
+# COPYCAT_PIP_INDEX_URL (package index for pip), COPYCAT_JUPYTER_DIR (kernelspec/data/runtime prefix).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${COPYCAT_VENV:-$ROOT/.venv}"
+JDIR="${COPYCAT_JUPYTER_DIR:-$ROOT/.jupyter}"
+log() { echo "[jupyter-env] $*" >&2; }
+
+# pip tries its default index (pypi.org) before any extra index; on a machine whose pip config lists only
+# local file:// indexes that default is unreachable and pip retries it per package for ~12 minutes. So
+# when the configured extra indexes are local, make the first one the main index.
+pip_index_args() {
+  if [ -n "${COPYCAT_PIP_INDEX_URL:-}" ]; then echo "--index-url $COPYCAT_PIP_INDEX_URL"; return; fi
+  if [ -n "${PIP_INDEX_URL:-}" ]; then return; fi
+  local extra
+  extra="$("$VENV/bin/python" -m pip config get global.extra-index-url 2>/dev/null || true)"
+  local first
+  first="$(echo "$extra" | tr ' ' '\n' | grep -m1 '^file://' || true)"
+  if [ -n "$first" ]; then echo "--index-url $first"; fi
+}
+
+ensure_venv() {
+  local stamp="$VENV/.copycat-jupyter-ok"
+  if [ -f "$stamp" ] && [ -x "$VENV/bin/jupyter-lab" ]; then return; fi
+  local py="${COPYCAT_PYTHON:-python3}"
+  command -v "$py" >/dev/null || { log "no '$py' on PATH: install Python >= 3.9 or set COPYCAT_PYTHON"; exit 1; }
+  log "creating $VENV with $("$py" --version 2>&1) (one time, ~20 s with a reachable index)"
+  "$py" -m venv "$VENV"
+  local started=$SECONDS
+  # shellcheck disable=SC2046 # word splitting of the index arguments is intended
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q $(pip_index_args) \
+    'jupyterlab>=4,<5' nbclient nbformat 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  log "installed jupyterlab + nbclient in $((SECONDS - started)) s"
+  touch "$stamp"
+}
+
+# The kernel starts the project's node with the project's tslab, absolute paths, so it neither depends
+# on a global tslab nor on which node is first on the PATH of the Jupyter server.
+write_kernelspec() {
+  local node tslab_bin dir
+  node="$(command -v node)" || { log "node not found on PATH"; exit 1; }
+  tslab_bin="$ROOT/node_modules/tslab/bin/tslab"
+  [ -f "$tslab_bin" ] || { log "$tslab_bin missing: run 'npm ci' first"; exit 1; }
+  dir="$JDIR/share/jupyter/kernels/tslab"
+  mkdir -p "$dir"
+  cat > "$dir/kernel.json.tmp" <<EOF
+{
+  "argv": ["$node", "$tslab_bin", "kernel", "--config-path", "{connection_file}"],
+  "display_name": "TypeScript (copycat-cnn)",
+  "language": "typescript"
+}
+EOF
+  mv "$dir/kernel.json.tmp" "$dir/kernel.json"
+}
+
+ensure_venv
+write_kernelspec
+
+export JUPYTER_PATH="$JDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
+export JUPYTER_DATA_DIR="$JDIR/data"
+export JUPYTER_RUNTIME_DIR="$JDIR/runtime"
+export JUPYTER_CONFIG_DIR="$JDIR/config"
+# A venv's own kernelspecs would otherwise win over JUPYTER_PATH-less user dirs; ours is first anyway.
+export PATH="$VENV/bin:$PATH"
+mkdir -p "$JUPYTER_DATA_DIR" "$JUPYTER_RUNTIME_DIR" "$JUPYTER_CONFIG_DIR"
+
+if [ $# -eq 0 ]; then
+  echo "JUPYTER_PATH=$JUPYTER_PATH"
+  echo "JUPYTER_DATA_DIR=$JUPYTER_DATA_DIR"
+  echo "JUPYTER_RUNTIME_DIR=$JUPYTER_RUNTIME_DIR"
+  echo "JUPYTER_CONFIG_DIR=$JUPYTER_CONFIG_DIR"
+  echo "venv: $VENV"
+  "$VENV/bin/jupyter" kernelspec list
+else
+  exec "$@"
+fi

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Execute notebooks headlessly with the tslab kernel (nbclient) and save executed copies.
+
+Run it inside the project's Jupyter environment so the project-local kernelspec is found:
+
+    npm run notebooks:run -- notebooks/00_environment.ipynb [more.ipynb ...] [options]
+    # = bash scripts/jupyter-env.sh python scripts/run-notebooks.py ...
+
+Parameters reach the notebooks through environment variables the kernel inherits (COPYCAT_PROFILE,
+COPYCAT_RUN_DIR, any --env KEY=VALUE). Why a runner rather than `jupyter nbconvert --execute`: tslab
+reports a failing cell only as stderr text, so nbconvert's error message is empty; this prints the
+notebook, the cell index, its source and that stderr.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def log(msg):
+    print(f"[run-notebooks] {msg}", flush=True)
+
+
+def stale_sources():
+    """src/**/*.ts files whose compiled build/src/**/*.js is missing or older."""
+    stale = []
+    for ts in (ROOT / "src").rglob("*.ts"):
+        if ts.name.endswith(".d.ts"):
+            continue
+        js = ROOT / "build" / ts.relative_to(ROOT).with_suffix(".js")
+        if not js.exists() or js.stat().st_mtime < ts.stat().st_mtime:
+            stale.append(ts.relative_to(ROOT))
+    return stale
+
+
+def ensure_build(mode):
+    """Notebooks import the compiled package from build/, so it must match src/."""
+    if mode == "never":
+        return
+    stale = stale_sources()
+    if mode == "auto" and not stale:
+        log("build/ is up to date with src/")
+        return
+    log(f"building ({len(stale)} stale source files, e.g. {[str(s) for s in stale[:3]]})" if stale else "building")
+    tsc = ROOT / "node_modules" / ".bin" / "tsc"
+    r = subprocess.run([str(tsc), "-p", str(ROOT / "tsconfig.json")], cwd=ROOT)
+    if r.returncode != 0:
+        log("ERROR: 'npm run build' (tsc) failed; fix the type errors above, or pass --build never to run "
+            "against whatever build/ holds now")
+        sys.exit(2)
+
+
+def cell_failure_text(cell):
+    """The text a tslab cell produced on stderr plus any error output (tslab leaves ename/evalue empty)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") == "error":
+            tb = "\n".join(out.get("traceback") or [])
+            parts.append(f"{out.get('ename', '')}: {out.get('evalue', '')}\n{tb}".strip())
+    return ANSI.sub("", "\n".join(p for p in parts if p.strip())) or "(the cell wrote nothing to stderr)"
+
+
+def run_one(path, out_dir, args):
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(str(path), as_version=4)
+    kernel = args.kernel or nb.metadata.get("kernelspec", {}).get("name") or "tslab"
+    client = NotebookClient(
+        nb,
+        timeout=args.timeout,
+        kernel_name=kernel,
+        # The kernel's cwd is the notebook's folder, so `../build/src/...` imports resolve as in JupyterLab.
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
+    out_path = out_dir / path.name
+    started = time.time()
+    failed = None
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                try:
+                    client.execute_cell(cell, index)
+                except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+                    failed = (index, cell, e)
+                    break
+    finally:
+        nbformat.write(nb, str(out_path))
+    if failed is None and args.trust:
+        # Headlessly executed notebooks are untrusted: a browser would strip the plotly scripts.
+        from nbformat.sign import NotebookNotary
+        NotebookNotary().sign(nb)
+    secs = time.time() - started
+    if failed is None:
+        log(f"OK   {path} ({len(nb.cells)} cells, {secs:.1f} s) -> {out_path}")
+        return True
+    index, cell, err = failed
+    kind = type(err).__name__
+    print(f"\n[run-notebooks] FAILED {path}: cell {index} ({cell.cell_type}, {kind}) after {secs:.1f} s", file=sys.stderr)
+    print("----- cell source -----", file=sys.stderr)
+    print(cell.source, file=sys.stderr)
+    print("----- cell stderr / error -----", file=sys.stderr)
+    text = cell_failure_text(cell)
+    if kind != "CellExecutionError":
+        text = f"{text}\n{ANSI.sub('', str(err))}".strip()
+    print(text, file=sys.stderr)
+    print(f"----- executed copy (with outputs up to the failure): {out_path}", file=sys.stderr, flush=True)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="+", type=Path)
+    ap.add_argument("--run-dir", type=Path, help="run folder, exported to the kernel as COPYCAT_RUN_DIR "
+                    "(default: $COPYCAT_RUN_DIR or <data>/runs/<timestamp>-<profile>)")
+    ap.add_argument("--out", type=Path, help="where executed copies go (default: <run-dir>/notebooks)")
+    ap.add_argument("--profile", help="exported as COPYCAT_PROFILE")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra kernel env (repeatable)")
+    ap.add_argument("--timeout", type=int, default=int(os.environ.get("COPYCAT_CELL_TIMEOUT", "3600")),
+                    help="per-cell timeout in seconds (default $COPYCAT_CELL_TIMEOUT or 3600)")
+    ap.add_argument("--kernel", help="kernel name (default: the notebook's kernelspec, else tslab)")
+    ap.add_argument("--build", choices=["auto", "always", "never"], default="auto",
+                    help="compile src/ to build/ first: auto = when build/ is older than src/ (default)")
+    ap.add_argument("--no-trust", dest="trust", action="store_false", help="do not sign executed copies")
+    ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    args = ap.parse_args()
+
+    for nb in args.notebooks:
+        if not nb.is_file():
+            ap.error(f"notebook not found: {nb}")
+    for kv in args.env:
+        if "=" not in kv:
+            ap.error(f"--env expects KEY=VALUE, got '{kv}'")
+        k, v = kv.split("=", 1)
+        os.environ[k] = v
+    if args.profile:
+        os.environ["COPYCAT_PROFILE"] = args.profile
+
+    data = Path(os.environ.get("COPYCAT_DATA_DIR") or ROOT / "data")
+    run_dir = args.run_dir or (Path(os.environ["COPYCAT_RUN_DIR"]) if os.environ.get("COPYCAT_RUN_DIR") else None)
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = data / "runs" / f"{stamp}-{os.environ.get('COPYCAT_PROFILE', 'quick')}"
+    run_dir = run_dir.resolve()
+    os.environ["COPYCAT_RUN_DIR"] = str(run_dir)
+    out_dir = (args.out or run_dir / "notebooks").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log(f"COPYCAT_RUN_DIR={run_dir} COPYCAT_PROFILE={os.environ.get('COPYCAT_PROFILE', '(unset)')} "
+        f"timeout/cell={args.timeout}s")
+
+    ensure_build(args.build)
+    ok = True
+    for nb in args.notebooks:
+        if not run_one(nb, out_dir, args):
+            ok = False
+            if not args.keep_going:
+                break
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
