@@ -1,0 +1,272 @@
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import {
+  assertTrainingBackend,
+  BackendName,
+  backendReport,
+  formatBackendReport,
+  initBackend,
+  parseBackendChoice,
+  RungLoader,
+  runLadder,
+} from '../src/backend';
+
+const ROOT = path.resolve(__dirname, '..');
+const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS'] as const;
+
+/** Runs `fn` with the given env vars set (undefined = unset), restoring them afterwards. */
+async function withEnv<T>(vars: Partial<Record<(typeof ENV_KEYS)[number], string | undefined>>, fn: () => Promise<T> | T): Promise<T> {
+  const saved = ENV_KEYS.map((k) => [k, process.env[k]] as const);
+  for (const k of ENV_KEYS) delete process.env[k];
+  for (const [k, v] of Object.entries(vars)) if (v !== undefined) process.env[k] = v;
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** Fake rungs: the listed ones fail with a recognisable reason, the rest "load" onto 'cpu'. */
+function fakeLoaders(failing: BackendName[], calls: BackendName[]): Record<BackendName, RungLoader> {
+  const make = (name: BackendName): RungLoader => async () => {
+    calls.push(name);
+    if (failing.includes(name)) throw new Error(`fake ${name} unavailable`);
+    await tf.setBackend('cpu');
+    return { label: `fake ${name}`, gpu: name === 'tensorflow-gpu', threads: name === 'tensorflow' ? null : 3 };
+  };
+  return { 'tensorflow-gpu': make('tensorflow-gpu'), tensorflow: make('tensorflow'), wasm: make('wasm'), cpu: make('cpu') };
+}
+
+/** Runs a JS snippet in a fresh Node with ts-node, so native libraries / banners never touch this process. */
+function runChild(code: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env },
+  });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+describe('backend ladder', () => {
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  describe('parseBackendChoice', () => {
+    it('accepts every rung and auto, case-insensitively', () => {
+      for (const n of ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']) assert.equal(parseBackendChoice(n.toUpperCase()), n);
+    });
+    it('rejects a bogus name, naming the source and the valid choices', () => {
+      assert.throws(() => parseBackendChoice('tpu'), /COPYCAT_BACKEND='tpu' is not a backend; expected one of auto \| tensorflow-gpu \| tensorflow \| wasm \| cpu/);
+    });
+  });
+
+  describe('runLadder (fake rungs)', () => {
+    it('auto takes the first rung that loads and records every faster one with its reason', async () => {
+      const calls: BackendName[] = [];
+      const r = await runLadder('auto', 'auto', fakeLoaders(['tensorflow-gpu', 'tensorflow'], calls), false);
+      assert.equal(r.backend, 'wasm');
+      assert.equal(r.label, 'fake wasm');
+      assert.equal(r.threads, 3);
+      assert.deepEqual(calls, ['tensorflow-gpu', 'tensorflow', 'wasm']);
+      assert.deepEqual(r.fallbacks, [
+        { backend: 'tensorflow-gpu', reason: 'fake tensorflow-gpu unavailable' },
+        { backend: 'tensorflow', reason: 'fake tensorflow unavailable' },
+      ]);
+    });
+    it('auto stops at the top rung when it loads', async () => {
+      const calls: BackendName[] = [];
+      const r = await runLadder('auto', 'auto', fakeLoaders([], calls), false);
+      assert.equal(r.backend, 'tensorflow-gpu');
+      assert.equal(r.gpu, true);
+      assert.deepEqual(calls, ['tensorflow-gpu']);
+      assert.deepEqual(r.fallbacks, []);
+    });
+    it('an explicit choice that fails is an error, never a silent fallback', async () => {
+      const calls: BackendName[] = [];
+      await assert.rejects(
+        runLadder('tensorflow', 'COPYCAT_BACKEND', fakeLoaders(['tensorflow'], calls), false),
+        /backend 'tensorflow' was requested \(COPYCAT_BACKEND=tensorflow\) but did not load: fake tensorflow unavailable/,
+      );
+      assert.deepEqual(calls, ['tensorflow']);
+    });
+    it('an explicit choice loads only that rung', async () => {
+      const calls: BackendName[] = [];
+      const r = await runLadder('wasm', 'prefer', fakeLoaders([], calls), true);
+      assert.deepEqual(calls, ['wasm']);
+      assert.equal(r.backend, 'wasm');
+      assert.equal(r.requestedBy, 'prefer');
+      assert.equal(r.pureJsAllowed, true);
+    });
+    it('reports every rung when nothing loads', async () => {
+      await assert.rejects(runLadder('auto', 'auto', fakeLoaders(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'], []), false), /no backend loaded: tensorflow-gpu: fake.*cpu: fake cpu unavailable/);
+    });
+  });
+
+  describe('initBackend / overrides', () => {
+    it('COPYCAT_BACKEND=cpu gives cpu, with a complete report', async () => {
+      const r = await withEnv({ COPYCAT_BACKEND: 'cpu' }, () => initBackend({ quiet: true }));
+      assert.equal(r.backend, 'cpu');
+      assert.equal(tf.getBackend(), 'cpu');
+      assert.equal(r.tfBackend, 'cpu');
+      assert.equal(r.requestedBy, 'COPYCAT_BACKEND');
+      assert.equal(r.tfjsVersion, tf.version_core);
+      assert.equal(r.gpu, false);
+      assert.equal(r.threads, 1);
+      assert.deepEqual(r.fallbacks, []);
+      assert.equal(r.native, undefined);
+      assert.ok(r.label.length > 0);
+      assert.deepEqual(backendReport(), r);
+    });
+    it('COPYCAT_BACKEND wins over prefer, so a notebook can be redirected without editing it', async () => {
+      const r = await withEnv({ COPYCAT_BACKEND: 'cpu' }, () => initBackend({ prefer: 'tensorflow-gpu', quiet: true }));
+      assert.equal(r.backend, 'cpu');
+    });
+    it('prefer is used when COPYCAT_BACKEND is unset or auto', async () => {
+      for (const env of [undefined, 'auto']) {
+        const r = await withEnv({ COPYCAT_BACKEND: env }, () => initBackend({ prefer: 'cpu', quiet: true }));
+        assert.equal(r.backend, 'cpu');
+        assert.equal(r.requestedBy, 'prefer');
+      }
+    });
+    it('a bogus COPYCAT_BACKEND is a clear error', async () => {
+      await withEnv({ COPYCAT_BACKEND: 'bogus' }, () =>
+        assert.rejects(initBackend({ quiet: true }), /COPYCAT_BACKEND='bogus' is not a backend; expected one of/),
+      );
+    });
+    it('a bogus prefer is a clear error naming initBackend', async () => {
+      await withEnv({}, () => assert.rejects(initBackend({ prefer: 'fast' as BackendName, quiet: true }), /initBackend\(\{prefer\}\)='fast'/));
+    });
+    it('formatBackendReport is one line naming backend, tfjs version, gpu, threads and how it was chosen', async () => {
+      const r = await withEnv({ COPYCAT_BACKEND: 'cpu' }, () => initBackend({ quiet: true }));
+      const line = formatBackendReport(r);
+      assert.ok(!line.includes('\n'));
+      assert.match(line, new RegExp(`^backend cpu: .+ \\| tfjs ${tf.version_core.replace(/\./g, '\\.')} \\| gpu no \\| threads 1 \\| chosen by COPYCAT_BACKEND$`));
+      const withFallbacks = formatBackendReport({ ...r, requestedBy: 'auto', fallbacks: [{ backend: 'tensorflow', reason: 'no addon' }] });
+      assert.match(withFallbacks, /skipped: tensorflow \(no addon\)$/);
+      assert.match(formatBackendReport({ ...r, threads: null }), /threads TF default \(\d+ cores\)/);
+    });
+  });
+
+  describe('assertTrainingBackend', () => {
+    it('throws on pure JS, naming the purpose and the ways out', async () => {
+      await withEnv({ COPYCAT_BACKEND: 'cpu' }, async () => {
+        await initBackend({ quiet: true });
+        assert.throws(() => assertTrainingBackend('oracle training'), /oracle training: refusing to train on the pure-JS 'cpu' backend.*setup:tensorflow.*COPYCAT_ALLOW_PURE_JS=1/);
+      });
+    });
+    it('also throws when tf was switched to cpu behind the ladder', async () => {
+      await withEnv({}, async () => {
+        await tf.setBackend('cpu');
+        assert.throws(() => assertTrainingBackend('copycat training'), /refusing to train/);
+      });
+    });
+    it('passes with COPYCAT_ALLOW_PURE_JS=1 or initBackend({ allowPureJs: true })', async () => {
+      await withEnv({ COPYCAT_BACKEND: 'cpu', COPYCAT_ALLOW_PURE_JS: '1' }, async () => {
+        await initBackend({ quiet: true });
+        assertTrainingBackend('toy run');
+      });
+      await withEnv({ COPYCAT_BACKEND: 'cpu' }, async () => {
+        await initBackend({ allowPureJs: true, quiet: true });
+        assertTrainingBackend('toy run');
+      });
+    });
+  });
+
+  it('pure JS prints a boxed banner once per process on stderr', () => {
+    const r = runChild(
+      `const b = require('./src/backend');
+       (async () => { await b.initBackend(); await b.initBackend(); console.log('@@' + b.backendReport().backend); })()
+         .catch((e) => { console.log('@@ERR ' + e.message); });`,
+      { COPYCAT_BACKEND: 'cpu' },
+    );
+    assert.match(r.stdout, /@@cpu/, r.stdout + r.stderr);
+    assert.equal((r.stderr.match(/PURE-JAVASCRIPT BACKEND/g) ?? []).length, 1, r.stderr);
+    assert.match(r.stderr, /^\+-+\+$/m);
+  });
+});
+
+/** Where tfjs-node would load its addon from (the same node-pre-gyp lookup its index.js does). */
+function nativeAddonPath(): string | undefined {
+  try {
+    const pkgJson = require.resolve('@tensorflow/tfjs-node/package.json', { paths: [ROOT] });
+    const preGyp = require(require.resolve('@mapbox/node-pre-gyp', { paths: [pkgJson] })) as { find(p: string): string };
+    return preGyp.find(pkgJson);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Deterministic inputs shared by parent (cpu) and child (native). */
+const CONV_CASE = String.raw`
+  let s = 7;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const fill = (n) => Float32Array.from({ length: n }, rnd);
+  const x = tf.tensor4d(fill(2 * 9 * 9 * 3), [2, 9, 9, 3]);
+  const w = tf.tensor4d(fill(3 * 3 * 3 * 4), [3, 3, 3, 4]);
+  const c = tf.tensor4d(fill(2 * 5 * 5 * 4), [2, 5, 5, 4]);
+  const f = (x, w) => tf.conv2d(x, w, 2, 'same').mul(c).sum();
+  const y = tf.conv2d(x, w, 2, 'same');
+  const [dx, dw] = tf.grads(f)([x, w]);
+  const out = { y: Array.from(y.dataSync()), dx: Array.from(dx.dataSync()), dw: Array.from(dw.dataSync()) };
+`;
+
+describe('native backend (tfjs-node built by setup:tensorflow)', function () {
+  this.timeout(120_000);
+
+  it('auto picks native and its conv2d forward/backward match the cpu backend', async function () {
+    const addon = nativeAddonPath();
+    if (!addon || !fs.existsSync(addon)) {
+      const reason = `no tfjs-node addon at ${addon ?? '(tfjs-node not installed)'}; run npm run setup:tensorflow`;
+      if (process.env.COPYCAT_REQUIRE_NATIVE === '1') assert.fail(`COPYCAT_REQUIRE_NATIVE=1 but ${reason}`);
+      console.log(`      SKIPPED native test: ${reason}`);
+      this.skip();
+    }
+    const r = runChild(
+      `const b = require('./src/backend');
+       const tf = require('@tensorflow/tfjs');
+       (async () => {
+         const rep = await b.initBackend();
+         ${CONV_CASE}
+         console.log('@@' + JSON.stringify({ report: rep, line: b.formatBackendReport(rep), ...out }));
+       })().catch((e) => console.log('@@' + JSON.stringify({ error: e.message })));`,
+      { COPYCAT_BACKEND: 'auto' },
+    );
+    const line = r.stdout.split('\n').find((l) => l.startsWith('@@'));
+    assert.ok(line, `child printed no result:\n${r.stdout}\n${r.stderr}`);
+    const got = JSON.parse(line.slice(2)) as {
+      error?: string;
+      report: { backend: string; tfBackend: string; native?: { tensorflowVersion?: string } };
+      line: string;
+      y: number[];
+      dx: number[];
+      dw: number[];
+    };
+    assert.equal(got.error, undefined);
+    assert.ok(['tensorflow', 'tensorflow-gpu'].includes(got.report.backend), got.line);
+    assert.equal(got.report.tfBackend, 'tensorflow');
+    assert.match(got.report.native?.tensorflowVersion ?? '', /^\d+\.\d+/);
+
+    await tf.setBackend('cpu');
+    const want = tf.tidy(() => {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      return new Function('tf', `${CONV_CASE}; return out;`)(tf) as { y: number[]; dx: number[]; dw: number[] };
+    });
+    for (const k of ['y', 'dx', 'dw'] as const) {
+      assert.equal(got[k].length, want[k].length, `${k} length`);
+      const maxAbs = Math.max(...want[k].map(Math.abs));
+      const maxErr = Math.max(...got[k].map((v, i) => Math.abs(v - want[k][i])));
+      assert.ok(maxErr <= 1e-4 * Math.max(1, maxAbs), `${k}: native differs from cpu by ${maxErr} (scale ${maxAbs})`);
+    }
+  });
+});
