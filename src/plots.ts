@@ -1,0 +1,342 @@
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { showHtml, tslabSink } from './notebook';
+
+/**
+ * Plotly charts for notebooks and run folders. Figures are plain JSON ({data, layout}); the browser side
+ * is the plotly.js bundle from npm. Output of only the plotly MIME type renders nothing in JupyterLab
+ * without the Python plotly package, so a notebook injects the bundle once (`showPlotlyBundle()`) and each
+ * chart is a small <div> + <script>.
+ */
+
+export interface PlotlyTrace {
+  type?: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface Figure {
+  data: PlotlyTrace[];
+  layout?: Record<string, unknown>;
+  config?: Record<string, unknown>;
+}
+
+/**
+ * The plotly.js bundle file: the minified dist (~4.8 MB) when `plotly.js-dist-min` is installed, else the
+ * unminified `plotly.js-dist` (~11 MB). Both set `window.Plotly`.
+ */
+export function plotlyBundlePath(): string {
+  for (const id of ['plotly.js-dist-min/plotly.min.js', 'plotly.js-dist/plotly.js']) {
+    try {
+      return require.resolve(id);
+    } catch {
+      /* try the next one */
+    }
+  }
+  throw new Error('plotly.js bundle not found: install plotly.js-dist (npm ci) or plotly.js-dist-min');
+}
+
+let bundleCache: string | undefined;
+function bundleSource(): string {
+  bundleCache ??= fs.readFileSync(plotlyBundlePath(), 'utf8');
+  return bundleCache;
+}
+
+/** `</script` inside inlined code would end the <script> element early. */
+function scriptSafe(js: string): string {
+  return js.replace(/<\/script/gi, '<\\/script');
+}
+
+/** A <script> with the whole plotly.js bundle: put its output once per notebook, before any chart. */
+export function plotlyBundleHtml(): string {
+  return `<script type="text/javascript">${scriptSafe(bundleSource())}</script>`;
+}
+
+/** Injects the bundle in a notebook (no-op outside one). */
+export function showPlotlyBundle(): void {
+  if (tslabSink()) showHtml(plotlyBundleHtml());
+  else console.log('[plotly bundle: injected in notebooks only]');
+}
+
+export interface ChartHtmlOptions {
+  /** div id; default a random one (ids must be unique within a page). */
+  id?: string;
+  /** CSS height of the div; default from layout.height or 420px. */
+  height?: string;
+}
+
+/**
+ * A <div> plus a script that draws `fig` into it once `window.Plotly` exists. It polls for a few seconds
+ * because JupyterLab may render outputs of the bundle cell and the chart cell in either order.
+ */
+export function chartHtml(fig: Figure, opts: ChartHtmlOptions = {}): string {
+  validateFigure(fig);
+  const id = opts.id ?? `cc-plot-${crypto.randomBytes(6).toString('hex')}`;
+  if (!/^[A-Za-z][\w-]*$/.test(id)) throw new Error(`chartHtml: id '${id}' must be a letter followed by letters, digits, - or _`);
+  const h = opts.height ?? (typeof fig.layout?.height === 'number' ? `${fig.layout.height}px` : '420px');
+  const json = scriptSafe(JSON.stringify({ data: fig.data, layout: fig.layout ?? {}, config: { responsive: true, ...(fig.config ?? {}) } }));
+  return (
+    `<div id="${id}" class="copycat-chart" style="width:100%;height:${h};"></div>\n` +
+    `<script type="text/javascript">(function () {\n` +
+    `  var fig = ${json};\n` +
+    `  var tries = 0;\n` +
+    `  function draw() {\n` +
+    `    var el = document.getElementById(${JSON.stringify(id)});\n` +
+    `    if (window.Plotly && el) { window.Plotly.newPlot(el, fig.data, fig.layout, fig.config); return; }\n` +
+    `    if (++tries < 100) { setTimeout(draw, 100); return; }\n` +
+    `    if (el) el.textContent = 'plotly.js is not loaded: run the cell that calls showPlotlyBundle() (and trust the notebook).';\n` +
+    `  }\n` +
+    `  draw();\n` +
+    `})();</script>`
+  );
+}
+
+export interface ShowChartOptions extends ChartHtmlOptions {
+  /**
+   * Also attach the application/vnd.plotly.v1+json MIME type, which JupyterLab renders natively when the
+   * Python plotly package is in its environment (and then ignores the HTML). Default false.
+   */
+  plotlyMime?: boolean;
+  /** Text printed outside notebooks; default the title and trace names. */
+  text?: string;
+}
+
+function figureSummary(fig: Figure): string {
+  const title = (fig.layout?.title as { text?: string } | undefined)?.text ?? 'chart';
+  const names = fig.data.map((t) => t.name ?? t.type ?? 'trace').join(', ');
+  return `[${title}: ${fig.data.length} trace(s): ${names}]`;
+}
+
+/** Shows a chart in a notebook; elsewhere prints a one-line summary. */
+export function showChart(fig: Figure, opts: ShowChartOptions = {}): void {
+  const sink = tslabSink();
+  if (!sink) {
+    console.log(opts.text ?? figureSummary(fig));
+    return;
+  }
+  const html = chartHtml(fig, opts);
+  if (opts.plotlyMime && sink.mimeBundle) {
+    sink.mimeBundle({ 'text/html': html, 'application/vnd.plotly.v1+json': JSON.stringify({ data: fig.data, layout: fig.layout ?? {} }) } as Record<string, string>);
+  } else {
+    sink.display.html(html);
+  }
+}
+
+export interface SaveChartOptions extends ChartHtmlOptions {
+  /** Put the bundle inside the HTML file (single file to share, ~5-11 MB each). Default false. */
+  inline?: boolean;
+  title?: string;
+}
+
+/**
+ * Writes a standalone HTML page. By default it loads `plotly.min.js` from a copy beside it (written once
+ * per folder): a run folder holds many charts, and inlining the bundle would cost megabytes each, while a
+ * sibling copy keeps every chart a few kB and still works offline from file://. Returns the file path.
+ */
+export function saveChartHtml(fig: Figure, file: string, opts: SaveChartOptions = {}): string {
+  const dir = path.dirname(path.resolve(file));
+  fs.mkdirSync(dir, { recursive: true });
+  let loader: string;
+  if (opts.inline) {
+    loader = plotlyBundleHtml();
+  } else {
+    const src = plotlyBundlePath();
+    const dest = path.join(dir, 'plotly.min.js');
+    const have = fs.existsSync(dest) ? fs.statSync(dest).size : -1;
+    if (have !== fs.statSync(src).size) fs.copyFileSync(src, dest);
+    loader = '<script type="text/javascript" src="plotly.min.js"></script>';
+  }
+  const title = opts.title ?? (fig.layout?.title as { text?: string } | undefined)?.text ?? 'chart';
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const html =
+    `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>${esc(title)}</title>${loader}</head>\n` +
+    `<body style="margin:0">${chartHtml(fig, opts)}</body></html>\n`;
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, html);
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+/** System chromium for PNG export and browser tests: $COPYCAT_CHROMIUM, else Debian's paths. */
+export function findChromium(): string | undefined {
+  const candidates = [process.env.COPYCAT_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+  return candidates.find((c): c is string => !!c && fs.existsSync(c));
+}
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+export type PngExport = { file: string; skipped?: undefined } | { file?: undefined; skipped: string };
+
+/**
+ * Renders a chart to PNG with a headless system chromium driven by playwright-core (both optional: when
+ * either is missing the result says why and nothing is written). Takes ~2-5 s per call (browser start).
+ */
+export async function saveChartPng(fig: Figure, file: string, opts: { width?: number; height?: number } = {}): Promise<PngExport> {
+  const exe = findChromium();
+  if (!exe) return { skipped: 'no chromium found (apt-get install chromium, or set COPYCAT_CHROMIUM)' };
+  let pw: typeof import('playwright-core');
+  try {
+    pw = require('playwright-core');
+  } catch {
+    return { skipped: 'playwright-core is not installed (it is a devDependency: npm install)' };
+  }
+  const width = opts.width ?? 900;
+  const height = opts.height ?? 500;
+  const out = path.resolve(file);
+  const dir = fs.mkdtempSync(path.join(path.dirname(out), '.chart-'));
+  const browser = await pw.chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
+  try {
+    const html = saveChartHtml({ ...fig, layout: { ...(fig.layout ?? {}), width, height } }, path.join(dir, 'chart.html'), { height: `${height}px` });
+    const page = await browser.newPage({ viewport: { width, height } });
+    await page.goto(`file://${html}`);
+    await page.waitForSelector('.js-plotly-plot .main-svg', { timeout: 15000 });
+    await page.locator('.copycat-chart').screenshot({ path: out });
+    return { file: out };
+  } finally {
+    await browser.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Clear errors for malformed figures before they become a blank chart in a browser. */
+export function validateFigure(fig: Figure): void {
+  if (!fig || !Array.isArray(fig.data)) throw new Error('Figure.data must be an array of plotly traces');
+  fig.data.forEach((t, i) => {
+    if (typeof t !== 'object' || t === null) throw new Error(`Figure.data[${i}] must be an object (a plotly trace)`);
+  });
+}
+
+// ---- Figure builders -----------------------------------------------------------------------------
+
+const titled = (text: string) => ({ text });
+
+/** Structurally compatible with train.ts's EpochRecord. */
+export interface EpochPoint {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+}
+
+/** Loss (left) and accuracy (right) per epoch, training and, when present, validation. */
+export function trainingCurvesFigure(history: EpochPoint[], title = 'Training curves'): Figure {
+  if (!Array.isArray(history) || history.length === 0) throw new Error('trainingCurvesFigure: history must be a non-empty array of epoch records');
+  history.forEach((h, i) => {
+    for (const k of ['epoch', 'loss', 'accuracy'] as const) {
+      if (typeof h[k] !== 'number') throw new Error(`trainingCurvesFigure: history[${i}].${k} must be a number, got ${typeof h[k]}`);
+    }
+  });
+  const x = history.map((h) => h.epoch);
+  const line = (name: string, y: (number | null)[], axis: 1 | 2, dash: string, color: string): PlotlyTrace => ({
+    type: 'scatter', mode: 'lines+markers', name, x, y,
+    xaxis: axis === 1 ? 'x' : 'x2', yaxis: axis === 1 ? 'y' : 'y2',
+    line: { dash, color },
+  });
+  const data = [line('train loss', history.map((h) => h.loss), 1, 'solid', '#1f77b4'), line('train acc', history.map((h) => h.accuracy), 2, 'solid', '#ff7f0e')];
+  if (history.some((h) => h.valLoss !== undefined)) data.push(line('val loss', history.map((h) => h.valLoss ?? null), 1, 'dash', '#1f77b4'));
+  if (history.some((h) => h.valAccuracy !== undefined)) data.push(line('val acc', history.map((h) => h.valAccuracy ?? null), 2, 'dash', '#ff7f0e'));
+  return {
+    data,
+    layout: {
+      title: titled(title),
+      xaxis: { domain: [0, 0.45], title: titled('epoch') },
+      yaxis: { title: titled('loss') },
+      xaxis2: { domain: [0.55, 1], title: titled('epoch'), anchor: 'y2' },
+      yaxis2: { title: titled('accuracy'), anchor: 'x2', range: [0, 1] },
+      legend: { orientation: 'h' },
+    },
+  };
+}
+
+/**
+ * Confusion matrix heatmap (rows: true class, columns: predicted), counts as cell text. `normalize`
+ * colours by row fraction (recall per class) so rare classes are not washed out.
+ */
+export function confusionMatrixFigure(confusion: number[][], classNames: readonly string[], opts: { title?: string; normalize?: boolean } = {}): Figure {
+  const k = classNames.length;
+  if (confusion.length !== k || confusion.some((r) => !Array.isArray(r) || r.length !== k)) {
+    throw new Error(`confusionMatrixFigure: confusion must be ${k}x${k} (one row and column per class name)`);
+  }
+  const z = opts.normalize
+    ? confusion.map((r) => {
+        const s = r.reduce((a, b) => a + b, 0);
+        return r.map((v) => (s > 0 ? v / s : 0));
+      })
+    : confusion;
+  const names = [...classNames];
+  return {
+    data: [{
+      type: 'heatmap', z, x: names, y: names, text: confusion.map((r) => r.map(String)),
+      texttemplate: '%{text}', colorscale: 'Blues', hovertemplate: 'true %{y}<br>predicted %{x}<br>%{text}<extra></extra>',
+    }],
+    layout: {
+      title: titled(opts.title ?? 'Confusion matrix'),
+      xaxis: { title: titled('predicted'), side: 'bottom' },
+      yaxis: { title: titled('true'), autorange: 'reversed' },
+      height: 520,
+    },
+  };
+}
+
+export interface NamedValues {
+  name: string;
+  values: ArrayLike<number>;
+}
+
+/** Grouped bars: one group per class, one bar per model (e.g. per-class F1 of oracle vs copycats). */
+export function perClassBarsFigure(series: NamedValues[], classNames: readonly string[], opts: { title?: string; yTitle?: string } = {}): Figure {
+  if (series.length === 0) throw new Error('perClassBarsFigure: series must not be empty');
+  series.forEach((s) => {
+    if (s.values.length !== classNames.length) {
+      throw new Error(`perClassBarsFigure: series '${s.name}' has ${s.values.length} values, expected ${classNames.length} (one per class)`);
+    }
+  });
+  return {
+    data: series.map((s) => ({ type: 'bar', name: s.name, x: [...classNames], y: Array.from(s.values) })),
+    layout: { title: titled(opts.title ?? 'Per-class values'), barmode: 'group', yaxis: { title: titled(opts.yTitle ?? '') } },
+  };
+}
+
+/** Counts of each class index in `labels` (out-of-range labels are an error, not silently dropped). */
+export function classCountsOf(labels: ArrayLike<number>, numClasses: number): number[] {
+  const counts = new Array<number>(numClasses).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i];
+    if (!Number.isInteger(l) || l < 0 || l >= numClasses) throw new Error(`labels[${i}] = ${l} is not a class index in 0..${numClasses - 1}`);
+    counts[l]++;
+  }
+  return counts;
+}
+
+/** Histogram of (stolen) labels per class; counts are computed here so the figure JSON stays small. */
+export function labelHistogramFigure(labels: ArrayLike<number>, classNames: readonly string[], opts: { title?: string; name?: string } = {}): Figure {
+  const counts = classCountsOf(labels, classNames.length);
+  return {
+    data: [{ type: 'bar', name: opts.name ?? 'labels', x: [...classNames], y: counts, text: counts.map(String), textposition: 'auto' }],
+    layout: { title: titled(opts.title ?? `Label histogram (${labels.length} images)`), yaxis: { title: titled('images') } },
+  };
+}
+
+export interface XYSeries {
+  name: string;
+  x: ArrayLike<number>;
+  y: ArrayLike<number>;
+}
+
+/** Lines with markers, e.g. copycat accuracy against query budget; `logX` for budgets spanning decades. */
+export function linePlotFigure(series: XYSeries[], opts: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean } = {}): Figure {
+  if (series.length === 0) throw new Error('linePlotFigure: series must not be empty');
+  series.forEach((s) => {
+    if (s.x.length !== s.y.length) throw new Error(`linePlotFigure: series '${s.name}' has ${s.x.length} x values but ${s.y.length} y values`);
+  });
+  return {
+    data: series.map((s) => ({ type: 'scatter', mode: 'lines+markers', name: s.name, x: Array.from(s.x), y: Array.from(s.y) })),
+    layout: {
+      title: titled(opts.title ?? ''),
+      xaxis: { title: titled(opts.xTitle ?? ''), type: opts.logX ? 'log' : 'linear' },
+      yaxis: { title: titled(opts.yTitle ?? '') },
+    },
+  };
+}
