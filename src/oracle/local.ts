@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs';
+import { loadModel } from '../io';
+import { predictProbabilities } from '../preprocess';
+import type { ImageSet } from '../types';
+import { normalizeAnswerSpec, shapeAnswers, type AnswerTransform } from './answers';
+import { QueryMeter } from './budget';
+import type { AnswerMode, AnswerSpec, Oracle, OracleAnswer, OracleInfo, OracleStats } from './types';
+
+export interface LocalOracleOptions {
+  /** Answer mode; default 'label' (the paper's setting). Also "topk:5", "rounded:2". */
+  answer?: AnswerSpec | AnswerMode | string;
+  /** Defences applied to the probabilities before shaping (see answers.ts). */
+  transforms?: AnswerTransform[];
+  /** Images allowed in total; beyond it query() throws QueryBudgetExceeded. */
+  budget?: number;
+  /** US$ per 1000 images; default 1 (Azure's paid tier). */
+  pricePer1000?: number;
+  /** Inference batch size; default 256. */
+  batchSize?: number;
+  name?: string;
+  classNames?: string[];
+}
+
+/**
+ * A trained model behind the Oracle interface: the attacker gets answers, never weights or logits
+ * beyond what the answer mode reveals. The HTTP server wraps one of these.
+ */
+export class LocalOracle implements Oracle {
+  readonly info: OracleInfo;
+  private readonly meter: QueryMeter;
+  private readonly transforms: AnswerTransform[];
+  private readonly batchSize: number;
+
+  constructor(readonly model: tf.LayersModel, opts: LocalOracleOptions = {}) {
+    const inShape = model.inputs[0]?.shape;
+    const outShape = model.outputs[0]?.shape;
+    if (!inShape || inShape.length !== 4 || inShape[3] !== 3 || !inShape[1] || !inShape[2]) {
+      throw new Error(`LocalOracle: model input shape ${JSON.stringify(inShape)} is not [batch, height, width, 3]`);
+    }
+    if (!outShape || outShape.length !== 2 || !outShape[1]) {
+      throw new Error(`LocalOracle: model output shape ${JSON.stringify(outShape)} is not [batch, numClasses]`);
+    }
+    const numClasses = outShape[1];
+    if (opts.classNames && opts.classNames.length !== numClasses) {
+      throw new Error(`LocalOracle: classNames has ${opts.classNames.length} names but the model has ${numClasses} outputs`);
+    }
+    this.batchSize = opts.batchSize ?? 256;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`LocalOracle: batchSize must be an integer >= 1, got ${opts.batchSize}`);
+    this.meter = new QueryMeter({ budget: opts.budget, pricePer1000: opts.pricePer1000 });
+    this.transforms = opts.transforms ?? [];
+    this.info = {
+      name: opts.name ?? model.name,
+      kind: 'local',
+      answer: normalizeAnswerSpec(opts.answer),
+      numClasses,
+      classNames: opts.classNames,
+      input: { height: inShape[1], width: inShape[2] },
+      pricePer1000: this.meter.pricePer1000,
+      budget: opts.budget,
+      transforms: this.transforms.map((t) => t.name),
+    };
+  }
+
+  /** Loads a model saved with saveModel (src/io.ts) and serves it. */
+  static async fromDir(dir: string, opts: LocalOracleOptions = {}): Promise<LocalOracle> {
+    return new LocalOracle(await loadModel(dir), { name: dir, ...opts });
+  }
+
+  async query(batch: ImageSet): Promise<OracleAnswer[]> {
+    const { height, width } = this.info.input;
+    if (batch.height !== height || batch.width !== width) {
+      throw new Error(`LocalOracle.query: images are ${batch.height}x${batch.width}, the model takes ${height}x${width} (resize them first, as the HTTP server does)`);
+    }
+    if (batch.images.length !== batch.n * height * width * 3) {
+      throw new Error(`LocalOracle.query: images has ${batch.images.length} bytes, expected n*h*w*3 = ${batch.n * height * width * 3}`);
+    }
+    if (batch.n === 0) return [];
+    this.meter.reserve(batch.n);
+    let answers: OracleAnswer[] = [];
+    try {
+      const probs = await predictProbabilities(this.model, batch, this.batchSize);
+      answers = shapeAnswers(probs, this.info.numClasses, this.info.answer, this.transforms);
+    } finally {
+      this.meter.settle(batch.n, answers.length);
+    }
+    return answers;
+  }
+
+  stats(): OracleStats {
+    return this.meter.stats();
+  }
+}
