@@ -1,0 +1,111 @@
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+/**
+ * End-to-end: registers the tslab kernelspec in a temporary prefix (never the user's), executes tiny
+ * notebooks headlessly through scripts/run-notebooks.py, and checks outputs and failure reporting.
+ * Needs the project venv (`npm run lab:setup`); skipped with a reason without it unless
+ * COPYCAT_REQUIRE_JUPYTER=1.
+ */
+
+const ROOT = path.resolve(__dirname, '..');
+const VENV = process.env.COPYCAT_VENV ?? path.join(ROOT, '.venv');
+
+interface Cell { cell_type: string; source: string; outputs?: Output[] }
+interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, string | string[]> }
+
+/** nbformat may store multi-line strings as arrays of lines. */
+const str = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
+
+function notebook(cells: string[]): string {
+  return JSON.stringify({
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
+    cells: cells.map((source, i) => ({ id: `c${i}`, cell_type: 'code', source, metadata: {}, outputs: [], execution_count: null })),
+  });
+}
+
+// Loads our TypeScript sources in the kernel through ts-node, so this test needs no `npm run build`;
+// the real notebooks import the compiled build/ instead.
+const LOAD_SRC = `require(${JSON.stringify(path.join(ROOT, 'node_modules/ts-node'))}).register({ transpileOnly: true, project: ${JSON.stringify(path.join(ROOT, 'tsconfig.json'))} });
+const src = (m: string) => require(${JSON.stringify(path.join(ROOT, 'src'))} + '/' + m + '.ts');`;
+
+describe('notebook kernel (tslab via nbclient)', function () {
+  this.timeout(120_000);
+  let tmp = '';
+
+  before(function () {
+    if (!fs.existsSync(path.join(VENV, 'bin', 'jupyter'))) {
+      const why = `no Jupyter venv at ${VENV} (run 'npm run lab:setup')`;
+      if (process.env.COPYCAT_REQUIRE_JUPYTER === '1') throw new Error(`COPYCAT_REQUIRE_JUPYTER=1 but ${why}`);
+      console.log(`      SKIPPED notebook kernel tests: ${why}`);
+      this.skip();
+    }
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-kernel-'));
+  });
+
+  after(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function runNotebooks(files: string[], extraEnv: Record<string, string> = {}) {
+    return spawnSync('bash', [path.join(ROOT, 'scripts/jupyter-env.sh'), 'python', path.join(ROOT, 'scripts/run-notebooks.py'),
+      ...files, '--build', 'never', '--out', path.join(tmp, 'out'), '--run-dir', path.join(tmp, 'run'), '--timeout', '60'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, COPYCAT_JUPYTER_DIR: path.join(tmp, 'jupyter'), COPYCAT_PROGRESS: '', ...extraEnv },
+    });
+  }
+
+  it('registers the kernelspec under the given prefix, pointing at this project', () => {
+    const r = spawnSync('bash', [path.join(ROOT, 'scripts/jupyter-env.sh')], {
+      encoding: 'utf8', env: { ...process.env, COPYCAT_JUPYTER_DIR: path.join(tmp, 'jupyter') },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'jupyter/share/jupyter/kernels/tslab/kernel.json'), 'utf8'));
+    assert.equal(spec.argv[1], path.join(ROOT, 'node_modules/tslab/bin/tslab'));
+    assert.deepEqual(spec.argv.slice(2), ['kernel', '--config-path', '{connection_file}']);
+    assert.match(r.stdout, new RegExp(`tslab\\s+${tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/jupyter/share/jupyter/kernels/tslab`));
+  });
+
+  it('executes a notebook: env parameters, tslab detected, progress as ONE in-place display, tables as markdown', () => {
+    const file = path.join(tmp, 'ok.ipynb');
+    fs.writeFileSync(file, notebook([
+      `console.log('profile=' + process.env.COPYCAT_PROFILE + ' run=' + process.env.COPYCAT_RUN_DIR);`,
+      `${LOAD_SRC}\nconst nb = src('notebook'); const pr = src('progress');\nconsole.log('inNotebook=' + nb.inNotebook());`,
+      `const p = pr.progress(500, { label: 'steps' });\nfor (let i = 0; i < 500; i++) { p.tick(1, { loss: 1 / (i + 1) }); }\np.finish();`,
+      `nb.showTable([{ model: 'oracle', acc: 0.5 }]);`,
+    ]));
+    const r = runNotebooks([file], { COPYCAT_PROFILE: 'smoke' });
+    assert.equal(r.status, 0, `runner failed:\n${r.stdout}\n${r.stderr}`);
+    const cells = (JSON.parse(fs.readFileSync(path.join(tmp, 'out/ok.ipynb'), 'utf8')).cells as Cell[]);
+    const text = (c: Cell) => (c.outputs ?? []).map((o) => str(o.text)).join('');
+    assert.equal(text(cells[0]).trim(), `profile=smoke run=${path.join(tmp, 'run')}`);
+    assert.equal(text(cells[1]).trim(), 'inNotebook=true');
+    const prog = cells[2].outputs ?? [];
+    assert.equal(prog.length, 1, `progress must be one updated display, got ${JSON.stringify(prog).slice(0, 500)}`);
+    assert.match(str(prog[0].data?.['text/plain']), /^steps 500\/500 \(100%\) .* took \d+s loss=0\.002000$/);
+    assert.equal(str(cells[3].outputs?.[0].data?.['text/markdown']), '| model | acc |\n| --- | --- |\n| oracle | 0.5000 |');
+  });
+
+  it('a failing cell or a type error exits non-zero and prints notebook, cell index, source and the error text', () => {
+    const bad = path.join(tmp, 'bad.ipynb');
+    fs.writeFileSync(bad, notebook([`const fine = 1;`, `throw new Error('boom: the oracle is unreachable');`, `console.log('never runs');`]));
+    const typed = path.join(tmp, 'type.ipynb');
+    fs.writeFileSync(typed, notebook([`const n: number = 'not a number';`]));
+    const r = runNotebooks([bad, typed, '--keep-going']);
+    assert.equal(r.status, 1);
+    const [badReport, typeReport] = r.stderr.split(/(?=\[run-notebooks\] FAILED)/).filter((s) => s.includes('FAILED'));
+    assert.match(badReport, /FAILED .*bad\.ipynb: cell 1 \(code, CellExecutionError\)/);
+    assert.match(badReport, /----- cell source -----\nthrow new Error\('boom: the oracle is unreachable'\);/);
+    assert.match(badReport, /Error: boom: the oracle is unreachable/);
+    const cells = JSON.parse(fs.readFileSync(path.join(tmp, 'out/bad.ipynb'), 'utf8')).cells as Cell[];
+    assert.deepEqual(cells[2].outputs, [], 'cells after the failure do not run');
+    assert.match(typeReport, /FAILED .*type\.ipynb: cell 0/);
+    assert.match(typeReport, /Type 'string' is not assignable to type 'number'/);
+  });
+});
