@@ -69,9 +69,16 @@ export JUPYTER_PATH="$JDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export JUPYTER_DATA_DIR="$JDIR/data"
 export JUPYTER_RUNTIME_DIR="$JDIR/runtime"
 export JUPYTER_CONFIG_DIR="$JDIR/config"
-# A venv's own kernelspecs would otherwise win over JUPYTER_PATH-less user dirs; ours is first anyway.
 export PATH="$VENV/bin:$PATH"
 mkdir -p "$JUPYTER_DATA_DIR" "$JUPYTER_RUNTIME_DIR" "$JUPYTER_CONFIG_DIR"
+
+# JupyterLab asks on first start whether to fetch news from the internet; the toast covers notebooks (and
+# screenshots) and offline machines cannot fetch anyway. Default to "no" once; a user's later choice stays.
+notif="$JUPYTER_CONFIG_DIR/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+if [ ! -f "$notif" ]; then
+  mkdir -p "$(dirname "$notif")"
+  echo '{ "fetchNews": "false", "checkForUpdates": false }' > "$notif"
+fi
 
 if [ $# -eq 0 ]; then
   echo "JUPYTER_PATH=$JUPYTER_PATH"
