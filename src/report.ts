@@ -99,7 +99,7 @@ function csvCell(v: unknown): string {
 /** CSV with one row per computed and cited entry; `computed` tells them apart. */
 export function resultsCsv(t: ResultsTable): string {
   const cols = ['model', 'architecture', 'trainData', 'queries', 'accuracy', 'microAverage', 'macroAverage', 'agreement', 'performanceOverTarget', 'testImages', 'computed', 'source'] as const;
-  const rows: Record<string, unknown>[] = [...t.rows, ...t.cited];
+  const rows = [...t.rows, ...t.cited] as unknown as Record<string, unknown>[];
   return [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
 }
 
