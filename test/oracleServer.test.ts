@@ -52,7 +52,7 @@ describe('oracle: HTTP server', function () {
     assert.match(srv.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     const res = await fetch(`${srv.url}/v1/health`);
     assert.equal(res.status, 200);
-    const h = await res.json();
+    const h = (await res.json()) as any;
     assert.equal(h.status, 'ok');
     assert.deepEqual(h.mode, { mode: 'label' });
     assert.deepEqual(h.input, { height: 8, width: 8 });

@@ -78,7 +78,7 @@ function roundTo(x: number, decimals: number): number {
 export function shapeAnswers(
   probs: Float32Array,
   numClasses: number,
-  spec: AnswerSpec,
+  spec: AnswerSpec | string,
   transforms: readonly AnswerTransform[] = [],
 ): OracleAnswer[] {
   const s = normalizeAnswerSpec(spec);

@@ -192,7 +192,7 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
     return list.map((v, i) => base64Image(v, `images[${i}]`));
   }
 
-  async function classify(req: http.IncomingMessage, path: string, key: KeyState): Promise<{ body: unknown; n: number; replayed?: string }> {
+  async function classify(req: http.IncomingMessage, path: string, key: KeyState, ctx: { n: number }): Promise<{ body: unknown; n: number; replayed?: string }> {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) {
       req.resume();
@@ -202,6 +202,7 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
     if (!body) throw new HttpError(413, 'payload_too_large', `request body exceeds the limit of ${maxBody} bytes`, { maxBytes: maxBody });
     const files = await images(req, path, body);
     const n = files.length;
+    ctx.n = n; // logged even when the request is refused below
     const idem = req.headers['idempotency-key'] as string | undefined;
     const idemKey = idem ? `${key.policy.id}\n${idem}` : undefined;
     const prior = idemKey ? replay.get(idemKey) : undefined;
@@ -259,7 +260,7 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
     const t0 = process.hrtime.bigint();
     const path = (req.url ?? '/').split('?')[0];
     let keyId = '-';
-    let n = 0;
+    const ctx = { n: 0 };
     const send = (status: number, body: unknown, headers: Record<string, string> = {}, raw?: string): void => {
       const text = raw ?? JSON.stringify(body);
       res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
@@ -267,7 +268,7 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
       stats.requests += 1;
       stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      log?.(`${new Date().toISOString()} ${req.method} ${path} key=${keyId} images=${n} status=${status} ms=${ms.toFixed(1)}`);
+      log?.(`${new Date().toISOString()} ${req.method} ${path} key=${keyId} images=${ctx.n} status=${status} ms=${ms.toFixed(1)}`);
     };
     const fail = (e: unknown): void => {
       if (e instanceof HttpError) {
@@ -311,8 +312,7 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
       keyId = key.policy.id;
       key.stats.requests += 1;
       try {
-        const r = await classify(req, path, key);
-        n = r.n;
+        const r = await classify(req, path, key, ctx);
         if (r.replayed) stats.replayed += 1;
         send(200, r.body, {}, r.replayed);
       } catch (e) {
