@@ -37,10 +37,16 @@ export function wasmKernelsEnabled(): boolean {
  * Registers the training kernels for 'wasm', replacing the package's versions (kept to fall back to for
  * cases our kernels do not cover). Idempotent; may run before or after tf.setBackend('wasm'). Returns
  * the names of the kernels now ours; with COPYCAT_WASM_KERNELS=0 registers nothing and returns [].
+ * `only` restricts it to some of them (benchmarks: the package's kernels plus the missing dFilter).
  */
-export function registerWasmTrainingKernels(): string[] {
+export function registerWasmTrainingKernels(only?: readonly string[]): string[] {
   if (!wasmKernelsEnabled()) return [];
-  for (const config of WASM_TRAINING_KERNELS) {
+  const chosen = only ? WASM_TRAINING_KERNELS.filter((k) => only.includes(k.kernelName)) : WASM_TRAINING_KERNELS;
+  if (only && chosen.length !== only.length) {
+    const known = WASM_TRAINING_KERNELS.map((k) => k.kernelName);
+    throw new Error(`registerWasmTrainingKernels: unknown kernel(s) ${only.filter((n) => !known.includes(n))}; known: ${known}`);
+  }
+  for (const config of chosen) {
     const name = config.kernelName;
     const mine = installed.get(name);
     if (mine && tf.getKernel(name, 'wasm') === mine) continue;
@@ -56,7 +62,7 @@ export function registerWasmTrainingKernels(): string[] {
     tf.registerKernel(ours);
     installed.set(name, ours);
   }
-  return WASM_TRAINING_KERNELS.map((k) => k.kernelName);
+  return chosen.map((k) => k.kernelName);
 }
 
 /**

@@ -115,8 +115,10 @@ export function rememberOriginal(kernelName: string): void {
   if (!originals.has(kernelName)) originals.set(kernelName, tf.getKernel(kernelName, 'wasm') ?? null);
 }
 
+/** The package's kernel: remembered when ours replaced it, else whatever is registered (not ours). */
 export function originalKernel(kernelName: string): tf.KernelConfig | null {
-  return originals.get(kernelName) ?? null;
+  if (originals.has(kernelName)) return originals.get(kernelName) ?? null;
+  return tf.getKernel(kernelName, 'wasm') ?? null;
 }
 
 export function runOriginal(
