@@ -21,6 +21,8 @@ export interface ExperimentConfig {
     pdImages: number | null;
     /** Side of the square model input; NPD images are resized to it. */
     imageSize: number;
+    /** Where the NPD images come from (see docs/data.md): 'tiny-imagenet', 'coco-val2017', a folder or a zip. */
+    npdSource: { kind: string; path?: string };
   };
   oracle: { architecture: ArchitectureName; train: Partial<TrainConfig> };
   copycat: { architecture: ArchitectureName; train: Partial<TrainConfig>; sets: CopycatSetName[] };
@@ -47,7 +49,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // Seconds: proves every step runs end to end (CI). Numbers are not meaningful.
   smoke: {
     profile: 'smoke', seed: 1,
-    data: { oracleTrainImages: 1000, testImages: 500, npdImages: 1000, pdImages: 500, imageSize: 32 },
+    data: { oracleTrainImages: 1000, testImages: 500, npdImages: 1000, pdImages: 500, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'vgg-small', train: { ...sgd(0.02, 2, [1]), batchSize: 64 } },
     copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 2, [1]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -55,7 +57,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // About ten minutes on a 2-core CPU with the native backend: a usable oracle and clearly-above-chance copies.
   quick: {
     profile: 'quick', seed: 1,
-    data: { oracleTrainImages: 20000, testImages: 10000, npdImages: 20000, pdImages: 10000, imageSize: 32 },
+    data: { oracleTrainImages: 20000, testImages: 10000, npdImages: 20000, pdImages: 10000, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'vgg-small', train: { ...sgd(0.02, 5, [4]), batchSize: 64 } },
     copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 3, [2]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -63,7 +65,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // The paper-scale reproduction: all of CIFAR-10 for the oracle, the 80k NPD mirror for the copycat.
   full: {
     profile: 'full', seed: 1,
-    data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32 },
+    data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'vgg-bn', train: { ...sgd(0.05, 30, [15, 25]), batchSize: 128 } },
     copycat: { architecture: 'vgg-bn', train: { ...sgd(0.05, 30, [15, 25]), batchSize: 128, classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },

@@ -35,30 +35,3 @@ export function takeImages(set: ImageSet, indices: ArrayLike<number>): ImageSet 
   }
   return { images, n: indices.length, height: set.height, width: set.width, labels, soft, ids };
 }
-
-/** Concatenation of image sets of the same size (labels/soft kept only when every part has them). */
-export function concatImages(parts: ImageSet[]): ImageSet {
-  if (parts.length === 0) throw new Error('concatImages: nothing to concatenate');
-  const { height, width } = parts[0];
-  for (const p of parts) {
-    if (p.height !== height || p.width !== width) throw new Error(`concatImages: image sizes differ (${p.height}x${p.width} vs ${height}x${width})`);
-  }
-  const n = parts.reduce((s, p) => s + p.n, 0);
-  const px = height * width * 3;
-  const images = new Uint8Array(n * px);
-  const allLabels = parts.every((p) => p.labels);
-  const allSoft = parts.every((p) => p.soft);
-  const k = allSoft ? parts[0].soft!.length / parts[0].n : 0;
-  const labels = allLabels ? new Uint8Array(n) : undefined;
-  const soft = allSoft ? new Float32Array(n * k) : undefined;
-  const ids: string[] | undefined = parts.every((p) => p.ids) ? [] : undefined;
-  let o = 0;
-  for (const p of parts) {
-    images.set(p.images.subarray(0, p.n * px), o * px);
-    if (labels) labels.set(p.labels!.subarray(0, p.n), o);
-    if (soft) soft.set(p.soft!.subarray(0, p.n * k), o * k);
-    if (ids) ids.push(...p.ids!);
-    o += p.n;
-  }
-  return { images, n, height, width, labels, soft, ids };
-}

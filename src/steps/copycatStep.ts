@@ -1,0 +1,85 @@
+import * as fs from 'fs';
+import { assertTrainingBackend, backendReport } from '../backend';
+import { compareWithOracle, evaluateModel } from '../evaluate';
+import { saveModel } from '../io';
+import { formatSeedReport, Metrics } from '../metrics';
+import { createModel } from '../models';
+import { readJson, Run, writeJson } from '../run';
+import { concatImageSets, loadStolenLabels, stolenImageSet } from '../stolenLabels';
+import { EpochRecord, train } from '../train';
+import { ImageSet } from '../types';
+import type { CopycatSetName } from '../config';
+import { cifarForRun, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
+import { npdForRun, pdForRun } from './stealStep';
+
+export interface CopycatResult {
+  set: CopycatSetName;
+  architecture: string;
+  trainImages: number;
+  queries: number;
+  metrics: Metrics;
+  agreement: number;
+  performanceOverTarget: number;
+  testPredictions: number[];
+  history: EpochRecord[];
+  wallSeconds: number;
+  trainImagesPerSecond: number;
+  backend: string;
+}
+
+export const copycatDirName = (set: CopycatSetName) => set.replace('+', '_');
+
+/** The fake dataset of one copycat: images with the oracle's answers only, never ground truth. */
+export async function stolenSetForRun(run: Run, set: CopycatSetName, log?: (s: string) => void): Promise<{ data: ImageSet; queries: number }> {
+  const part = async (name: 'NPD-SL' | 'PD-SL') => {
+    const stolen = loadStolenLabels(run.path('stolen', `${name}.json`));
+    const images = name === 'NPD-SL' ? await npdForRun(run, log) : await pdForRun(run);
+    return { data: stolenImageSet(images, stolen), queries: stolen.queries.distinct };
+  };
+  if (set === 'NPD+PD-SL') {
+    const [a, b] = [await part('NPD-SL'), await part('PD-SL')];
+    return { data: concatImageSets(a.data, b.data), queries: a.queries + b.queries };
+  }
+  return part(set);
+}
+
+/** Trains one copycat on its stolen set, saves it under copycats/<set>/ and scores it against the oracle. */
+export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHooks = {}): Promise<CopycatResult> {
+  const log = hooks.log ?? ((s: string) => console.log(s));
+  const dir = copycatDirName(set);
+  const resultFile = run.path('copycats', dir, 'result.json');
+  if (!hooks.force && fs.existsSync(resultFile)) {
+    log(`Copycat ${set} already trained in ${run.path('copycats', dir)} (force: true to retrain)`);
+    return readJson<CopycatResult>(resultFile, `copycat ${set} result`);
+  }
+  assertTrainingBackend(`copycat training (${set})`);
+  const t0 = Date.now();
+  const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const { data, queries } = await stolenSetForRun(run, set, log);
+  const { test } = await cifarForRun(run);
+  const cfg = run.config.copycat;
+  const model = createModel(cfg.architecture, { seed: run.config.seed + 100 });
+  try {
+    log(`Copycat ${set}: ${cfg.architecture} on ${data.n} images with stolen labels`);
+    const result = await train(model, data, { seed: run.config.seed, ...cfg.train }, {
+      checkpointDir: run.path('copycats', dir, 'checkpoints'),
+      onBatch: hooks.onBatch,
+      onEpoch: hooks.onEpoch,
+      log,
+    });
+    await saveModel(model, run.path('copycats', dir, 'model'));
+    const ev = await evaluateModel(model, test);
+    const cmp = compareWithOracle(ev, oracleEvaluation(oracle));
+    log(`${formatSeedReport(ev.metrics)}\nAgreement with the oracle: ${(100 * cmp.agreement).toFixed(2)}%  Performance over target: ${(100 * cmp.performanceOverTarget).toFixed(2)}%`);
+    const out: CopycatResult = {
+      set, architecture: cfg.architecture, trainImages: data.n, queries, metrics: ev.metrics,
+      agreement: cmp.agreement, performanceOverTarget: cmp.performanceOverTarget,
+      testPredictions: Array.from(ev.predictions), history: result.history,
+      wallSeconds: (Date.now() - t0) / 1000, trainImagesPerSecond: result.imagesPerSecond, backend: backendReport().label,
+    };
+    writeJson(resultFile, out);
+    return out;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+import { loadNpd } from '../data/npd';
+import { LocalOracle } from '../oracle/local';
+import type { Oracle } from '../oracle/types';
+import { readJson, Run, writeJson } from '../run';
+import { buildNpdSl, buildPdSl, discardLabels, LabelHistogram, labelHistogram, StolenLabelSet } from '../stolenLabels';
+import { CIFAR10_CLASSES, ImageSet } from '../types';
+import { cifarForRun } from './oracleStep';
+import { subsetImages } from './subset';
+
+/** The NPD images of a run (decoded once, then read from the uint8 cache). */
+export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet> {
+  const d = run.config.data;
+  // The config keeps the source as plain JSON; loadNpd validates the kind and names what it expects.
+  const npd = await loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], {
+    size: d.imageSize,
+    maxImages: d.npdImages ?? undefined,
+    seed: run.config.seed,
+    log,
+  });
+  return npd;
+}
+
+/**
+ * Problem-domain images for PD-SL: CIFAR-10 training images with their ground truth discarded before
+ * the oracle sees them (the attacker only learns what the oracle answers).
+ */
+export async function pdForRun(run: Run): Promise<ImageSet> {
+  const { train } = await cifarForRun(run);
+  return discardLabels(subsetImages(train, run.config.data.pdImages, run.config.seed + 1));
+}
+
+export interface StealSummary {
+  oracle: StolenLabelSet['oracle'];
+  sets: Record<string, { n: number; queries: number; askedThisCall: number; costUsd: number; histogram: LabelHistogram; file: string }>;
+  totalQueries: number;
+  totalCostUsd: number;
+}
+
+/** The black box the attacker queries: the run's oracle model behind the answer mode of the config. */
+export async function oracleForRun(run: Run): Promise<LocalOracle> {
+  const q = run.config.query;
+  return LocalOracle.fromDir(run.path('oracle', 'model'), {
+    answer: q.mode, pricePer1000: q.pricePer1000, batchSize: q.batchSize, name: `oracle of run ${run.name}`, classNames: [...CIFAR10_CLASSES],
+  });
+}
+
+/**
+ * Queries the oracle with the NPD images and the PD images and stores the stolen labels under stolen/.
+ * Answers are cached by image content, so a killed run resumes without paying twice.
+ */
+export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void } = {}): Promise<StealSummary> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const oracle = opts.oracle ?? (await oracleForRun(run));
+  const npd = await npdForRun(run, log);
+  const pd = await pdForRun(run);
+  const common = { runDir: run.dir, batchSize: run.config.query.batchSize };
+  const npdSl = await buildNpdSl(oracle, npd, common);
+  const pdSl = await buildPdSl(oracle, pd, common);
+  const sets: StealSummary['sets'] = {};
+  for (const s of [npdSl.stolen, pdSl.stolen]) {
+    sets[s.name] = {
+      n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
+      histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: run.path('stolen', `${s.name}.json`),
+    };
+  }
+  const summary: StealSummary = {
+    oracle: npdSl.stolen.oracle,
+    sets,
+    totalQueries: npdSl.stolen.queries.distinct + pdSl.stolen.queries.distinct,
+    totalCostUsd: npdSl.stolen.cost.usd + pdSl.stolen.cost.usd,
+  };
+  writeJson(run.path('stolen', 'summary.json'), summary);
+  log(`Stolen labels: NPD-SL ${npdSl.stolen.n} images, PD-SL ${pdSl.stolen.n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
+  return summary;
+}
+
+export function readStealSummary(run: Run): StealSummary {
+  return readJson<StealSummary>(run.path('stolen', 'summary.json'), 'stolen-label summary');
+}
