@@ -11,6 +11,7 @@ import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
 import { cifarForRun, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
 import { npdForRun, pdForRun } from './stealStep';
+import { trainingProgress } from './trainingProgress';
 
 export interface CopycatResult {
   set: CopycatSetName;
@@ -61,12 +62,14 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   const model = createModel(cfg.architecture, { seed: run.config.seed + 100 });
   try {
     log(`Copycat ${set}: ${cfg.architecture} on ${data.n} images with stolen labels`);
+    const bar = trainingProgress(`copycat ${set}`);
     const result = await train(model, data, { seed: run.config.seed, ...cfg.train }, {
       checkpointDir: run.path('copycats', dir, 'checkpoints'),
-      onBatch: hooks.onBatch,
+      onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
     });
+    bar.finish();
     await saveModel(model, run.path('copycats', dir, 'model'));
     const ev = await evaluateModel(model, test);
     const cmp = compareWithOracle(ev, oracleEvaluation(oracle));

@@ -10,6 +10,7 @@ import { readJson, Run, writeJson } from '../run';
 import { BatchProgress, EpochRecord, train } from '../train';
 import { ImageSet } from '../types';
 import { subsetImages } from './subset';
+import { trainingProgress } from './trainingProgress';
 
 /** What the oracle step leaves in the run directory (oracle/result.json). */
 export interface OracleResult {
@@ -61,12 +62,14 @@ export async function trainOracle(run: Run, hooks: StepHooks = {}): Promise<Orac
   const model = createModel(cfg.architecture, { seed: run.config.seed });
   try {
     log(`Oracle: ${cfg.architecture} on ${trainSet.n} CIFAR-10 training images; ${formatBackendReport()}`);
+    const bar = trainingProgress('oracle training');
     const result = await train(model, trainSet, { seed: run.config.seed, ...cfg.train }, {
       checkpointDir: run.path('oracle', 'checkpoints'),
-      onBatch: hooks.onBatch,
+      onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
     });
+    bar.finish();
     await saveModel(model, run.path('oracle', 'model'));
     const ev = await evaluateModel(model, test);
     log(formatSeedReport(ev.metrics));

@@ -1,0 +1,34 @@
+/**
+ * The API the notebooks import (compiled to build/src/index.js: tslab cannot import ../src/*.ts).
+ * One module per concept of the paper; see docs/ for each.
+ */
+export * from './types';
+export * from './paths';
+export * from './config';
+export * from './backend';
+export * from './preprocess';
+export * from './data/download';
+export * from './data/cifar10';
+export * from './models';
+export * from './train';
+export * from './io';
+export * from './metrics';
+export * from './evaluate';
+export * from './oracle/types';
+export * from './oracle/answers';
+export * from './oracle/budget';
+export * from './oracle/local';
+export * from './oracle/client';
+export * from './oracle/server';
+export * from './stolenLabels';
+export * from './report';
+export * from './run';
+export * from './steps/subset';
+export * from './steps/oracleStep';
+export * from './steps/stealStep';
+export * from './steps/copycatStep';
+export * from './steps/resultsStep';
+export * from './plots';
+export * from './imageGrid';
+export * from './progress';
+export * from './notebook';
