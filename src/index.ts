@@ -32,3 +32,4 @@ export * from './plots';
 export * from './imageGrid';
 export * from './progress';
 export * from './notebook';
+export * from './steps/figures';
