@@ -17,37 +17,46 @@ export class InvalidImage extends Error {
   }
 }
 
+/** Image formats accepted, by magic bytes: sniffing first keeps SVG/PDF/etc. renderers of libvips out of reach. */
+export function sniffImageFormat(file: Uint8Array): 'png' | 'jpeg' | 'webp' | 'gif' | undefined {
+  const b = file;
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...b.subarray(8, 12)) === 'WEBP') return 'webp';
+  if (b.length >= 6 && String.fromCharCode(...b.subarray(0, 4)) === 'GIF8') return 'gif';
+  return undefined;
+}
+
 export async function decodeToRgb(file: Uint8Array, height: number, width: number): Promise<Uint8Array> {
-  let pipeline: sharp.Sharp;
-  let meta: sharp.Metadata;
+  if (!sniffImageFormat(file)) {
+    throw new InvalidImage(`not a decodable image (expected PNG, JPEG, WebP or GIF bytes; got ${file.length} bytes starting ${Buffer.from(file.subarray(0, 8)).toString('hex')})`);
+  }
+  let data: Buffer;
+  let info: sharp.OutputInfo;
   try {
-    pipeline = sharp(file, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
-    meta = await pipeline.metadata();
+    // One libvips pipeline per image (no separate metadata() call: for 32x32 images the per-call
+    // overhead dominates). Resizing to the size an image already has is an exact no-op in sharp, so
+    // 32x32 uploads keep their pixels. Grayscale/palette become sRGB; alpha is dropped (the model
+    // was trained on opaque images).
+    ({ data, info } = await sharp(file, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(width, height, { fit: 'fill' })
+      .raw()
+      .toBuffer({ resolveWithObject: true }));
   } catch (e) {
     throw new InvalidImage(`not a decodable image (${(e as Error).message})`);
   }
-  if (!meta.format || !['png', 'jpeg', 'webp', 'gif', 'tiff'].includes(meta.format)) {
-    throw new InvalidImage(`unsupported image format '${meta.format}' (send PNG or JPEG)`);
+  if (info.width !== width || info.height !== height) {
+    throw new InvalidImage(`decoded to ${info.width}x${info.height}, expected ${width}x${height}`);
   }
-  try {
-    // Grayscale and palette images become 3-channel sRGB; alpha is dropped (flattened on black would
-    // invent pixels; the model was trained on opaque images).
-    let p = pipeline.removeAlpha().toColourspace('srgb');
-    if (meta.width !== width || meta.height !== height) p = p.resize(width, height, { fit: 'fill' });
-    const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
-    if (info.width !== width || info.height !== height) {
-      throw new Error(`decoded to ${info.width}x${info.height}, expected ${width}x${height}`);
-    }
-    if (info.channels === 3) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (info.channels === 1) {
-      const rgb = new Uint8Array(width * height * 3);
-      for (let i = 0; i < width * height; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i];
-      return rgb;
-    }
-    throw new Error(`decoded to ${info.channels} channels, expected 3`);
-  } catch (e) {
-    throw new InvalidImage(`image could not be decoded (${(e as Error).message})`);
+  if (info.channels === 3) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (info.channels === 1) {
+    const rgb = new Uint8Array(width * height * 3);
+    for (let i = 0; i < width * height; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = data[i];
+    return rgb;
   }
+  throw new InvalidImage(`decoded to ${info.channels} channels, expected 3`);
 }
 
 /** Lossless PNG of image `i` of an NHWC uint8 array: what the HTTP client uploads. */

@@ -213,13 +213,17 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
       throw new HttpError(413, 'too_many_images', `${n} images exceed this key's rate-limit burst of ${Math.floor(burst)}; split the batch`, { maxImages: Math.floor(burst) });
     }
     const pixels = new Uint8Array(n * height * width * 3);
+    // Decoded concurrently (sharp works in libuv's thread pool); the first bad image is reported.
+    const decoded = await Promise.allSettled(files.map((f) => decodeToRgb(f, height, width)));
     for (let i = 0; i < n; i++) {
-      try {
-        pixels.set(await decodeToRgb(files[i], height, width), i * height * width * 3);
-      } catch (e) {
-        if (e instanceof InvalidImage) throw new HttpError(400, 'invalid_image', `${path === '/v1/classify' ? 'image' : `images[${i}]`}: ${e.message}`, path === '/v1/classify' ? {} : { index: i });
-        throw e;
+      const d = decoded[i];
+      if (d.status === 'fulfilled') {
+        pixels.set(d.value, i * height * width * 3);
+        continue;
       }
+      const e = d.reason;
+      if (e instanceof InvalidImage) throw new HttpError(400, 'invalid_image', `${path === '/v1/classify' ? 'image' : `images[${i}]`}: ${e.message}`, path === '/v1/classify' ? {} : { index: i });
+      throw e;
     }
     const quota = key.policy.quota;
     if (quota !== undefined && key.used + key.reserved + n > quota) {
