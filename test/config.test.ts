@@ -1,0 +1,75 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { deepMerge, PROFILES, resolveConfig } from '../src/config';
+import { openRun } from '../src/run';
+import { subsetImages, takeImages } from '../src/steps/subset';
+import { ImageSet } from '../src/types';
+
+describe('experiment config', () => {
+  afterEach(() => delete process.env.COPYCAT_OVERRIDES);
+
+  it('merges overrides deeply without touching the profile table', () => {
+    const c = resolveConfig('quick', { copycat: { train: { epochs: 9 } } });
+    assert.equal(c.copycat.train.epochs, 9);
+    assert.equal(c.copycat.train.momentum, 0.9, 'siblings of an overridden field survive');
+    assert.notEqual(PROFILES.quick.copycat.train.epochs, 9);
+  });
+
+  it('applies $COPYCAT_OVERRIDES and explains bad JSON', () => {
+    process.env.COPYCAT_OVERRIDES = '{"data":{"npdImages":123}}';
+    assert.equal(resolveConfig('smoke').data.npdImages, 123);
+    process.env.COPYCAT_OVERRIDES = '{not json';
+    assert.throws(() => resolveConfig('smoke'), /COPYCAT_OVERRIDES must be a JSON object/);
+  });
+
+  it('rejects an unknown profile by name', () => {
+    assert.throws(() => resolveConfig('huge'), /unknown profile 'huge'.*smoke, quick, full/);
+  });
+
+  it('replaces arrays instead of merging them', () => {
+    assert.deepEqual(deepMerge({ a: [1, 2, 3] }, { a: [4] }), { a: [4] });
+  });
+
+  it('openRun writes config.json and keeps the previous one when the settings change', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'run-'));
+    try {
+      openRun({ profile: 'smoke', dir });
+      openRun({ profile: 'smoke', dir, overrides: { seed: 7 } });
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).seed, 7);
+      assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('config.prev-')).length, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('image subsets', () => {
+  const set: ImageSet = {
+    images: Uint8Array.from({ length: 10 * 2 * 2 * 3 }, (_, i) => Math.floor(i / 12)),
+    n: 10, height: 2, width: 2, labels: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), ids: Array.from({ length: 10 }, (_, i) => `i${i}`),
+  };
+
+  it('takes a seeded subset whose pixels, labels and ids stay together', () => {
+    const a = subsetImages(set, 4, 3);
+    const b = subsetImages(set, 4, 3);
+    assert.deepEqual(a.labels, b.labels);
+    assert.equal(a.n, 4);
+    for (let i = 0; i < a.n; i++) {
+      assert.equal(a.images[i * 12], a.labels![i]);
+      assert.equal(a.ids![i], `i${a.labels![i]}`);
+    }
+    assert.notDeepEqual(Array.from(subsetImages(set, 4, 4).labels!), Array.from(a.labels!));
+  });
+
+  it('returns the whole set for null or a larger n, and rejects nonsense', () => {
+    assert.equal(subsetImages(set, null, 1), set);
+    assert.equal(subsetImages(set, 99, 1), set);
+    assert.throws(() => subsetImages(set, 0, 1), /positive integer/);
+  });
+
+  it('takeImages keeps the requested order', () => {
+    assert.deepEqual(Array.from(takeImages(set, [9, 0]).labels!), [9, 0]);
+  });
+});
