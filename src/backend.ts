@@ -249,7 +249,8 @@ function showPureJsBanner(report: BackendReport): void {
   if (bannerShown) return;
   bannerShown = true;
   const lines = [
-    'PURE-JAVASCRIPT BACKEND: TF.js "cpu" is 10-100x slower than native.',
+    'PURE-JAVASCRIPT BACKEND: TF.js "cpu" trains CNNs thousands of times',
+    'slower than native TensorFlow (see docs/backends.md).',
     'Fine for tests and toy runs; real training refuses to start here',
     'unless COPYCAT_ALLOW_PURE_JS=1 (or allowPureJs) is set.',
     'Get native speed: npm run setup:tensorflow   (see environment.md)',
@@ -329,7 +330,7 @@ export function assertTrainingBackend(purpose: string): void {
   const allowed = pureJsAllowedByEnv() || (lastReport?.tfBackend === 'cpu' && lastReport.pureJsAllowed);
   if (allowed) return;
   throw new Error(
-    `${purpose}: refusing to train on the pure-JS 'cpu' backend (10-100x slower than native). ` +
+    `${purpose}: refusing to train on the pure-JS 'cpu' backend (CNN training there is thousands of times slower than native). ` +
       'Run npm run setup:tensorflow for native TensorFlow, or set COPYCAT_BACKEND=wasm; to accept pure JS anyway ' +
       'set COPYCAT_ALLOW_PURE_JS=1 or initBackend({ allowPureJs: true }).',
   );
