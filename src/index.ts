@@ -33,3 +33,5 @@ export * from './imageGrid';
 export * from './progress';
 export * from './notebook';
 export * from './steps/figures';
+export * from './experiments/queryBudget';
+export * from './experiments/defences';

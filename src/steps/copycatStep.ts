@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import { assertTrainingBackend, backendReport } from '../backend';
 import { compareWithOracle, evaluateModel } from '../evaluate';
 import { saveModel } from '../io';
@@ -6,7 +7,7 @@ import { formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
 import { readJson, Run, writeJson } from '../run';
 import { concatImageSets, loadStolenLabels, stolenImageSet } from '../stolenLabels';
-import { EpochRecord, train } from '../train';
+import { EpochRecord, train, TrainConfig } from '../train';
 import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
 import { cifarForRun, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
@@ -44,6 +45,55 @@ export async function stolenSetForRun(run: Run, set: CopycatSetName, log?: (s: s
   return part(set);
 }
 
+/** What training and scoring one copycat gives (shared by the copycat step and the experiments). */
+export interface CopycatFit {
+  metrics: Metrics;
+  agreement: number;
+  performanceOverTarget: number;
+  testPredictions: number[];
+  history: EpochRecord[];
+  trainImagesPerSecond: number;
+}
+
+/**
+ * Trains a fresh copycat of the run's copycat architecture on `data` (images + stolen answers only),
+ * checkpointing under `dir`, saves it to `dir`/model and scores it on the test set against the oracle.
+ */
+export async function fitCopycat(
+  run: Run,
+  data: ImageSet,
+  dir: string,
+  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks },
+): Promise<CopycatFit> {
+  const hooks = opts.hooks ?? {};
+  const log = hooks.log ?? ((s: string) => console.log(s));
+  const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const { test } = await cifarForRun(run);
+  const cfg = run.config.copycat;
+  const model = createModel(cfg.architecture, { seed: run.config.seed + 100 });
+  try {
+    log(`${opts.label}: ${cfg.architecture} on ${data.n} images with stolen answers`);
+    const bar = trainingProgress(opts.label);
+    const result = await train(model, data, { seed: run.config.seed, ...cfg.train, ...opts.train }, {
+      checkpointDir: path.join(dir, 'checkpoints'),
+      onBatch: hooks.onBatch ?? bar.onBatch,
+      onEpoch: hooks.onEpoch,
+      log,
+    });
+    bar.finish();
+    await saveModel(model, path.join(dir, 'model'));
+    const ev = await evaluateModel(model, test);
+    const cmp = compareWithOracle(ev, oracleEvaluation(oracle));
+    log(`${formatSeedReport(ev.metrics)}\nAgreement with the oracle: ${(100 * cmp.agreement).toFixed(2)}%  Performance over target: ${(100 * cmp.performanceOverTarget).toFixed(2)}%`);
+    return {
+      metrics: ev.metrics, agreement: cmp.agreement, performanceOverTarget: cmp.performanceOverTarget,
+      testPredictions: Array.from(ev.predictions), history: result.history, trainImagesPerSecond: result.imagesPerSecond,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Trains one copycat on its stolen set, saves it under copycats/<set>/ and scores it against the oracle. */
 export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHooks = {}): Promise<CopycatResult> {
   const log = hooks.log ?? ((s: string) => console.log(s));
@@ -55,34 +105,12 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   }
   assertTrainingBackend(`copycat training (${set})`);
   const t0 = Date.now();
-  const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
   const { data, queries } = await stolenSetForRun(run, set, log);
-  const { test } = await cifarForRun(run);
-  const cfg = run.config.copycat;
-  const model = createModel(cfg.architecture, { seed: run.config.seed + 100 });
-  try {
-    log(`Copycat ${set}: ${cfg.architecture} on ${data.n} images with stolen labels`);
-    const bar = trainingProgress(`copycat ${set}`);
-    const result = await train(model, data, { seed: run.config.seed, ...cfg.train }, {
-      checkpointDir: run.path('copycats', dir, 'checkpoints'),
-      onBatch: hooks.onBatch ?? bar.onBatch,
-      onEpoch: hooks.onEpoch,
-      log,
-    });
-    bar.finish();
-    await saveModel(model, run.path('copycats', dir, 'model'));
-    const ev = await evaluateModel(model, test);
-    const cmp = compareWithOracle(ev, oracleEvaluation(oracle));
-    log(`${formatSeedReport(ev.metrics)}\nAgreement with the oracle: ${(100 * cmp.agreement).toFixed(2)}%  Performance over target: ${(100 * cmp.performanceOverTarget).toFixed(2)}%`);
-    const out: CopycatResult = {
-      set, architecture: cfg.architecture, trainImages: data.n, queries, metrics: ev.metrics,
-      agreement: cmp.agreement, performanceOverTarget: cmp.performanceOverTarget,
-      testPredictions: Array.from(ev.predictions), history: result.history,
-      wallSeconds: (Date.now() - t0) / 1000, trainImagesPerSecond: result.imagesPerSecond, backend: backendReport().label,
-    };
-    writeJson(resultFile, out);
-    return out;
-  } finally {
-    model.dispose();
-  }
+  const fit = await fitCopycat(run, data, run.path('copycats', dir), { label: `copycat ${set}`, hooks });
+  const out: CopycatResult = {
+    set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,
+    wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
+  };
+  writeJson(resultFile, out);
+  return out;
 }

@@ -1,0 +1,86 @@
+import * as fs from 'fs';
+import { assertTrainingBackend } from '../backend';
+import { AnswerTransform, gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform } from '../oracle/answers';
+import { LocalOracle } from '../oracle/local';
+import { readJson, Run } from '../run';
+import { labelImages, stolenImageSet } from '../stolenLabels';
+import { fitCopycat } from '../steps/copycatStep';
+import { cifarForRun, OracleResult } from '../steps/oracleStep';
+import { npdForRun } from '../steps/stealStep';
+import { CIFAR10_CLASSES } from '../types';
+
+/** A way for the oracle's owner to answer: what it reveals and how it perturbs it. */
+export interface Defence {
+  name: string;
+  answer: string; // 'label' | 'probabilities' | 'rounded:1' | 'topk:3'
+  transforms?: () => AnswerTransform[];
+}
+
+/** The defences of the experiment; undefended probabilities are the attacker's best case. */
+export const DEFENCES: Defence[] = [
+  { name: 'none (full probabilities)', answer: 'probabilities' },
+  { name: 'rounded to 1 decimal', answer: 'probabilities', transforms: () => [roundingTransform(1)] },
+  { name: 'top-1 label only', answer: 'label' },
+  { name: 'Gaussian noise σ=0.1', answer: 'probabilities', transforms: () => [gaussianNoiseTransform(0.1, 1)] },
+  { name: 'reverse sigmoid β=0.7 γ=0.4', answer: 'probabilities', transforms: () => [reverseSigmoidTransform(0.7, 0.4)] },
+];
+
+export interface DefenceRow {
+  defence: string;
+  /** Accuracy of the defended oracle's labels for honest users on the test set. */
+  oracleAccuracy: number;
+  /** Accuracy lost for honest users relative to the undefended oracle. */
+  oracleAccuracyLoss: number;
+  copycatAccuracy: number;
+  copycatMacro: number;
+  agreement: number;
+  performanceOverTarget: number;
+  queries: number;
+}
+
+const slug = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '');
+
+/**
+ * For each defence: how much the oracle's honest users lose (test accuracy of its perturbed answers) and
+ * how good a copy trained on its answers to the run's NPD images gets (soft targets when the answer
+ * reveals probabilities). Rows already computed are read back from experiments/defences/rows.jsonl.
+ */
+export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; epochs?: number; log?: (s: string) => void } = {}): Promise<DefenceRow[]> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  assertTrainingBackend('defence experiment');
+  const dir = run.path('experiments', 'defences');
+  fs.mkdirSync(dir, { recursive: true });
+  const rowsFile = `${dir}/rows.jsonl`;
+  const rows: DefenceRow[] = fs.existsSync(rowsFile)
+    ? fs.readFileSync(rowsFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as DefenceRow)
+    : [];
+  const oracleResult = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const npd = await npdForRun(run, log);
+  const { test } = await cifarForRun(run);
+  for (const d of opts.defences ?? DEFENCES) {
+    if (rows.some((r) => r.defence === d.name)) continue;
+    const make = () => LocalOracle.fromDir(run.path('oracle', 'model'), {
+      answer: d.answer, transforms: d.transforms?.(), pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
+    });
+    // Honest users: the label the defended API returns for each test image.
+    const honest = await make();
+    const answers = await honest.query({ ...test, labels: undefined });
+    const oracleAccuracy = answers.filter((a, i) => a.label === test.labels![i]).length / test.n;
+    const attacked = await make();
+    const stolen = await labelImages(attacked, { ...npd, labels: undefined, soft: undefined }, {
+      cacheFile: `${dir}/queries-${slug(d.name)}.jsonl`, name: `defence-${slug(d.name)}`, batchSize: run.config.query.batchSize,
+    });
+    const data = stolenImageSet(npd, stolen, { verify: false });
+    const fit = await fitCopycat(run, data, `${dir}/${slug(d.name)}`, {
+      label: `copycat vs ${d.name}`, train: { ...(opts.epochs ? { epochs: opts.epochs } : {}), targets: data.soft ? 'soft' : 'hard' }, hooks: { log },
+    });
+    const row: DefenceRow = {
+      defence: d.name, oracleAccuracy, oracleAccuracyLoss: oracleResult.metrics.accuracy - oracleAccuracy,
+      copycatAccuracy: fit.metrics.accuracy, copycatMacro: fit.metrics.macroAverage, agreement: fit.agreement,
+      performanceOverTarget: fit.performanceOverTarget, queries: stolen.queries.distinct,
+    };
+    fs.appendFileSync(rowsFile, JSON.stringify(row) + '\n');
+    rows.push(row);
+  }
+  return rows;
+}

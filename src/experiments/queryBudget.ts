@@ -1,0 +1,92 @@
+import * as fs from 'fs';
+import { assertTrainingBackend } from '../backend';
+import { LocalOracle } from '../oracle/local';
+import type { AnswerMode } from '../oracle/types';
+import { Run } from '../run';
+import { labelImages, stolenImageSet } from '../stolenLabels';
+import { fitCopycat } from '../steps/copycatStep';
+import { npdForRun } from '../steps/stealStep';
+import { takeImages } from '../steps/subset';
+import { CIFAR10_CLASSES } from '../types';
+
+/** One point of the query-budget curve. */
+export interface BudgetPoint {
+  mode: AnswerMode;
+  queries: number;
+  costUsd: number;
+  epochs: number;
+  accuracy: number;
+  macroAverage: number;
+  agreement: number;
+  performanceOverTarget: number;
+}
+
+export interface QueryBudgetOptions {
+  budgets?: number[];
+  modes?: AnswerMode[];
+  /**
+   * Copycat epochs for the largest budget (cosine schedule, so it scales with the epoch count); smaller
+   * budgets get more epochs (see epochsFor) so that a
+   * copy from 1k queries is not judged after a handful of optimizer steps.
+   */
+  epochs?: number;
+  log?: (s: string) => void;
+}
+
+export const DEFAULT_BUDGETS = [1000, 5000, 10000, 20000, 40000, 80000];
+
+/**
+ * Epochs for `budget` images: the step count of the largest budget, capped at 4x the base epochs (beyond
+ * that, tiny sets only overfit).
+ */
+export function epochsFor(budget: number, largest: number, baseEpochs: number): number {
+  return Math.max(baseEpochs, Math.min(4 * baseEpochs, Math.round((baseEpochs * largest) / budget)));
+}
+
+/**
+ * Copy quality against the number of queries, for hard labels and for probabilities. The first `b` NPD
+ * images of the run (a seeded random order) make the budget-`b` set, so larger budgets extend smaller
+ * ones; each mode's answers are bought once (largest budget) and cached. Points already computed are read
+ * back from experiments/query_budget/points.jsonl, so the experiment resumes after a kill.
+ */
+export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}): Promise<BudgetPoint[]> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  assertTrainingBackend('query-budget experiment');
+  const npd = await npdForRun(run, log);
+  const budgets = (opts.budgets ?? DEFAULT_BUDGETS).filter((b) => b <= npd.n);
+  if (budgets.length === 0) throw new Error(`queryBudgetCurve: every budget exceeds the ${npd.n} NPD images of this run`);
+  const modes = opts.modes ?? ['label', 'probabilities'];
+  const largest = Math.max(...budgets);
+  const baseEpochs = opts.epochs ?? (run.config.copycat.train.epochs as number | undefined) ?? 10;
+  const dir = run.path('experiments', 'query_budget');
+  fs.mkdirSync(dir, { recursive: true });
+  const pointsFile = `${dir}/points.jsonl`;
+  const done: BudgetPoint[] = fs.existsSync(pointsFile)
+    ? fs.readFileSync(pointsFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as BudgetPoint)
+    : [];
+  const images = takeImages(npd, Array.from({ length: largest }, (_, i) => i));
+  for (const mode of modes) {
+    const oracle = await LocalOracle.fromDir(run.path('oracle', 'model'), {
+      answer: mode, pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
+    });
+    const stolen = await labelImages(oracle, { ...images, labels: undefined, soft: undefined }, {
+      cacheFile: `${dir}/queries-${mode}.jsonl`, name: `budget-${mode}`, batchSize: run.config.query.batchSize,
+    });
+    const full = stolenImageSet(images, stolen, { verify: false });
+    for (const b of budgets) {
+      if (done.some((p) => p.mode === mode && p.queries === b)) continue;
+      const epochs = epochsFor(b, largest, baseEpochs);
+      const data = takeImages(full, Array.from({ length: b }, (_, i) => i));
+      const fit = await fitCopycat(run, data, `${dir}/${mode}-${b}`, {
+        label: `copycat ${mode} ${b} queries`, train: { epochs, targets: mode === 'label' ? 'hard' : 'soft', schedule: { kind: 'cosine', warmupEpochs: 1 } }, hooks: { log },
+      });
+      const point: BudgetPoint = {
+        mode, queries: b, costUsd: (b * run.config.query.pricePer1000) / 1000, epochs,
+        accuracy: fit.metrics.accuracy, macroAverage: fit.metrics.macroAverage, agreement: fit.agreement, performanceOverTarget: fit.performanceOverTarget,
+      };
+      fs.appendFileSync(pointsFile, JSON.stringify(point) + '\n');
+      done.push(point);
+    }
+  }
+  return done.filter((p) => modes.includes(p.mode) && budgets.includes(p.queries)).sort((a, b) => a.mode.localeCompare(b.mode) || a.queries - b.queries);
+}
