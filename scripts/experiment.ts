@@ -1,0 +1,60 @@
+/**
+ * Headless experiments on a run directory, the same functions the notebooks call:
+ *
+ *   npm run experiment -- pipeline --profile quick        oracle, stolen labels, copycats, results table
+ *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
+ *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
+ *
+ * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N.
+ * Each prints one JSON line per result and is resumable (re-run the same command after a kill).
+ */
+import { parseArgs } from 'util';
+import { formatBackendReport, initBackend } from '../src/backend';
+import { defenceExperiment } from '../src/experiments/defences';
+import { queryBudgetCurve } from '../src/experiments/queryBudget';
+import { openRun } from '../src/run';
+import { trainCopycat } from '../src/steps/copycatStep';
+import { trainOracle } from '../src/steps/oracleStep';
+import { writeRunResults } from '../src/steps/resultsStep';
+import { stealLabels } from '../src/steps/stealStep';
+import { resultsMarkdown } from '../src/report';
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      profile: { type: 'string' },
+      'run-dir': { type: 'string' },
+      budgets: { type: 'string' },
+      epochs: { type: 'string' },
+    },
+  });
+  const what = positionals[0];
+  if (!['pipeline', 'budget', 'defences'].includes(what)) {
+    throw new Error(`usage: npm run experiment -- pipeline|budget|defences [--profile P] [--run-dir D] (got '${what ?? ''}')`);
+  }
+  console.log(formatBackendReport(await initBackend()));
+  const run = openRun({ profile: values.profile as string | undefined, dir: values['run-dir'] as string | undefined });
+  const t0 = Date.now();
+  const epochs = values.epochs ? Number(values.epochs) : undefined;
+  if (epochs !== undefined && !(Number.isInteger(epochs) && epochs > 0)) throw new Error(`--epochs must be a positive integer, got '${values.epochs}'`);
+  if (what === 'pipeline' || what === 'budget' || what === 'defences') await trainOracle(run);
+  if (what === 'pipeline') {
+    await stealLabels(run);
+    for (const set of run.config.copycat.sets) await trainCopycat(run, set);
+    const table = writeRunResults(run, { wallSeconds: (Date.now() - t0) / 1000 });
+    console.log(resultsMarkdown(table));
+  } else if (what === 'budget') {
+    const budgets = values.budgets ? String(values.budgets).split(',').map((b) => Number(b.trim())) : undefined;
+    if (budgets?.some((b) => !Number.isInteger(b) || b < 1)) throw new Error(`--budgets must be comma-separated positive integers, got '${values.budgets}'`);
+    for (const p of await queryBudgetCurve(run, { budgets, epochs })) console.log(JSON.stringify(p));
+  } else {
+    for (const r of await defenceExperiment(run, { epochs })) console.log(JSON.stringify(r));
+  }
+  console.log(`[experiment] ${what} done in ${((Date.now() - t0) / 60000).toFixed(1)} min; run directory ${run.dir}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
