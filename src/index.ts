@@ -35,3 +35,6 @@ export * from './notebook';
 export * from './steps/figures';
 export * from './experiments/queryBudget';
 export * from './experiments/defences';
+export * from './data/npd';
+export * from './data/npdSources';
+export * from './data/split';
