@@ -11,14 +11,14 @@ const PAYLOAD = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (
 const MD5 = crypto.createHash('md5').update(PAYLOAD).digest('hex');
 
 /** A file server on 127.0.0.1 that honours Range, and whose misbehaviour each test picks. */
-interface Served { ranges: (string | undefined)[]; mode: 'ok' | 'cut-first' | 'no-range' | 'wrong-bytes'; requests: number }
+interface Served { ranges: (string | undefined)[]; statuses: number[]; mode: 'ok' | 'cut-first' | 'no-range' | 'wrong-bytes'; requests: number }
 
 describe('downloadFile (local HTTP server)', function () {
   this.timeout(20_000);
   let server: http.Server;
   let base: string;
   let dir: string;
-  const served: Served = { ranges: [], mode: 'ok', requests: 0 };
+  const served: Served = { ranges: [], statuses: [], mode: 'ok', requests: 0 };
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'download-test-'));
@@ -35,10 +35,12 @@ describe('downloadFile (local HTTP server)', function () {
       if (m && served.mode !== 'no-range') {
         const from = Number(m[1]);
         if (from >= body.length) return void res.writeHead(416).end();
+        served.statuses.push(206);
         res.writeHead(206, { 'Content-Length': body.length - from, 'Content-Range': `bytes ${from}-${body.length - 1}/${body.length}` });
         res.end(body.subarray(from));
         return;
       }
+      served.statuses.push(200);
       res.writeHead(200, { 'Content-Length': body.length });
       if (served.mode === 'cut-first' && served.requests === 1) {
         // Half the file, then the connection drops: an interrupted transfer.
@@ -56,6 +58,7 @@ describe('downloadFile (local HTTP server)', function () {
   });
   beforeEach(() => {
     served.ranges = [];
+    served.statuses = [];
     served.requests = 0;
     served.mode = 'ok';
   });
@@ -78,6 +81,7 @@ describe('downloadFile (local HTTP server)', function () {
     assert.ok(!fs.existsSync(dest), 'a half file must never get the final name');
     await downloadFile(`${base}/file.bin`, dest, { md5: MD5 });
     assert.equal(served.ranges[1], `bytes=${partial}-`);
+    assert.deepEqual(served.statuses, [200, 206]);
     assert.ok(fs.readFileSync(dest).equals(PAYLOAD));
   });
 

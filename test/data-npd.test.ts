@@ -27,7 +27,7 @@ function pattern(w: number, h: number, seed: number): Buffer {
 async function fixtureFiles(): Promise<Record<string, Buffer>> {
   const raw = (w: number, h: number, seed: number) => sharp(pattern(w, h, seed), { raw: { width: w, height: h, channels: 3 } });
   const good = await raw(48, 40, 1).jpeg({ quality: 90 }).toBuffer();
-  // A transparent left half: flattened on white by default.
+  // A transparent left half: flattened on black by default.
   const rgba = Buffer.alloc(16 * 16 * 4, 0);
   for (let y = 0; y < 16; y++) for (let x = 8; x < 16; x++) rgba.set([200, 10, 20, 255], (y * 16 + x) * 4);
   return {
@@ -94,13 +94,14 @@ describe('NPD sources: decode, skip, cache', function () {
     assert.deepEqual(set.ids, EXPECT_IDS);
     assert.equal(set.images.length, 4 * 8 * 8 * 3);
     assert.equal(set.height, 8);
+    assert.match(set.source, /^zip .*mixed\.zip$/);
     assert.equal(fs.readdirSync(dir).filter((f) => f !== 'mixed.zip' && f !== 'folder' && f !== 'c1').length, 0, 'nothing extracted to disk');
     // Grey JPEG: R = G = B everywhere.
     const grey = set.images.subarray(8 * 8 * 3, 2 * 8 * 8 * 3);
     for (let p = 0; p < grey.length; p += 3) assert.ok(grey[p] === grey[p + 1] && grey[p] === grey[p + 2]);
-    // Alpha PNG: transparent left half on white, opaque right half keeps its colour.
+    // Alpha PNG: transparent left half on black, opaque right half keeps its colour.
     const alpha = set.images.subarray(2 * 192, 3 * 192);
-    assert.deepEqual(Array.from(alpha.subarray(0, 3)), [255, 255, 255]);
+    assert.deepEqual(Array.from(alpha.subarray(0, 3)), [0, 0, 0]);
     assert.deepEqual(Array.from(alpha.subarray(7 * 3, 8 * 3)), [200, 10, 20]);
   });
 
@@ -112,10 +113,10 @@ describe('NPD sources: decode, skip, cache', function () {
     assert.ok(Buffer.from(f.images).equals(Buffer.from(z.images)));
   });
 
-  it('background: black is a different cache entry and flattens transparency on black', async () => {
-    const set = await loadNpd({ kind: 'folder', path: path.join(dir, 'folder') }, { ...opts('c2'), background: 'black' });
+  it('background: white is a different cache entry and flattens transparency on white', async () => {
+    const set = await loadNpd({ kind: 'folder', path: path.join(dir, 'folder') }, { ...opts('c2'), background: 'white' });
     assert.equal(set.summary.fromCache, false);
-    assert.deepEqual(Array.from(set.images.subarray(2 * 192, 2 * 192 + 3)), [0, 0, 0]);
+    assert.deepEqual(Array.from(set.images.subarray(2 * 192, 2 * 192 + 3)), [255, 255, 255]);
   });
 
   it('second load comes from the cache, identical; a truncated cache is detected and rebuilt', async () => {

@@ -7,7 +7,10 @@ export interface DecodeOptions {
   size?: number;
   /** Images with more pixels are refused before decoding (decompression bombs); default 64 megapixels. */
   maxPixels?: number;
-  /** Colour transparent pixels are composited on (default 'white'). */
+  /**
+   * Colour transparent pixels are composited on (default 'black': premultiplying by alpha, so a
+   * transparent pixel carries no invented colour; the value is part of the cache key).
+   */
   background?: 'white' | 'black';
 }
 
@@ -53,7 +56,7 @@ export async function decodeInto(bytes: Uint8Array, out: Uint8Array, offset: num
   } else if (header && header.width * header.height > maxPixels) {
     return { ok: false, reason: SKIP.tooManyPixels, detail: `${header.width}x${header.height} > ${maxPixels} pixels` };
   }
-  const bg = opts.background === 'black' ? { r: 0, g: 0, b: 0 } : { r: 255, g: 255, b: 255 };
+  const bg = opts.background === 'white' ? { r: 255, g: 255, b: 255 } : { r: 0, g: 0, b: 0 };
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'warning', pages: 1 })
       .flatten({ background: bg })

@@ -34,6 +34,9 @@ export interface LoadSummary {
   seconds: number;
 }
 
+/** An NPD load: the images (uint8 NHWC RGB, ids = path inside the zip / folder) plus what happened. */
+export type NpdSet = ImageSet & { summary: LoadSummary; source: string };
+
 export interface NpdOptions extends DecodeOptions, ResolveOptions {
   /** A seeded random subset of this many decodable images (default: all). */
   maxImages?: number;
@@ -85,7 +88,7 @@ function slug(s: string): string {
  * reported in `summary`, never fatal. With `maxImages`, a seeded random subset of decodable images is
  * returned, in source order; it is the same subset whether decoded directly or taken from a full cache.
  */
-export async function loadNpd(source: NpdSource, opts: NpdOptions = {}): Promise<ImageSet & { summary: LoadSummary }> {
+export async function loadNpd(source: NpdSource, opts: NpdOptions = {}): Promise<NpdSet> {
   const t0 = Date.now();
   const log = opts.log ?? ((s: string) => console.log(s));
   validateNpdSource(source);
@@ -111,7 +114,7 @@ export async function loadNpd(source: NpdSource, opts: NpdOptions = {}): Promise
     }
     identity = { zip: resolved.path, bytes: st.size, mtimeMs: st.mtimeMs, entries: source.kind };
   }
-  const decodeOpts = { size, background: opts.background ?? 'white', maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const decodeOpts = { size, background: opts.background ?? 'black', maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const base = { v: DECODER_VERSION, vips: sharp.versions.vips, identity, ...decodeOpts, maxFileBytes: opts.maxFileBytes ?? 256 << 20 };
   const cacheFile = (key: object) => path.join(cacheDir, 'npd', `${slug(path.basename(resolved.path))}-${size}px-${cacheKeyHash(key).slice(0, 16)}.u8`);
   const fullKey = { ...base, subset: null };
@@ -127,9 +130,9 @@ export async function loadNpd(source: NpdSource, opts: NpdOptions = {}): Promise
     }
     return c;
   };
-  const done = (set: ImageSet, summary: LoadSummary) => {
+  const done = (set: ImageSet, summary: LoadSummary): NpdSet => {
     summary.seconds = (Date.now() - t0) / 1000;
-    return { ...set, summary };
+    return { ...set, summary, source: resolved.label };
   };
 
   const full = fromCache(fullFile, fullKey);
