@@ -1,5 +1,7 @@
-import { loadNpd } from '../data/npd';
+import { loadNpd, LoadSummary } from '../data/npd';
+import { HttpOracle } from '../oracle/client';
 import { LocalOracle } from '../oracle/local';
+import { startOracleServer } from '../oracle/server';
 import type { Oracle } from '../oracle/types';
 import { readJson, Run, writeJson } from '../run';
 import { buildNpdSl, buildPdSl, discardLabels, LabelHistogram, labelHistogram, StolenLabelSet } from '../stolenLabels';
@@ -8,7 +10,7 @@ import { cifarForRun } from './oracleStep';
 import { subsetImages } from './subset';
 
 /** The NPD images of a run (decoded once, then read from the uint8 cache). */
-export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet> {
+export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
   const d = run.config.data;
   // The config keeps the source as plain JSON; loadNpd validates the kind and names what it expects.
   const npd = await loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], {
@@ -76,4 +78,23 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
 
 export function readStealSummary(run: Run): StealSummary {
   return readJson<StealSummary>(run.path('stolen', 'summary.json'), 'stolen-label summary');
+}
+
+/**
+ * The attacker's handle on the run's oracle: in-process ('local'), or through the kit's HTTP server
+ * started on 127.0.0.1 and queried like a cloud API ('http'). `close()` stops the server.
+ */
+export async function attackerOracle(run: Run, kind: 'local' | 'http' = 'local'): Promise<{ oracle: Oracle; url?: string; close: () => Promise<void> }> {
+  if (kind === 'local') return { oracle: await oracleForRun(run), close: async () => undefined };
+  if (kind !== 'http') throw new Error(`attackerOracle: kind must be 'local' or 'http', got '${kind}'`);
+  const q = run.config.query;
+  const key = 'attacker-key';
+  const server = await startOracleServer({ oracle: await oracleForRun(run), keys: [key], log: false });
+  try {
+    const oracle = await HttpOracle.connect({ url: server.url, apiKey: key, pricePer1000: q.pricePer1000, answer: q.mode });
+    return { oracle, url: server.url, close: () => server.close() };
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
 }
