@@ -4,7 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { openRun } from '../src/run';
-import { subsetImages, takeImages } from '../src/steps/subset';
+import { pickImages } from '../src/data/split';
+import { subsetImages } from '../src/steps/subset';
 import { ImageSet } from '../src/types';
 
 describe('experiment config', () => {
@@ -69,7 +70,7 @@ describe('image subsets', () => {
     assert.throws(() => subsetImages(set, 0, 1), /positive integer/);
   });
 
-  it('takeImages keeps the requested order', () => {
-    assert.deepEqual(Array.from(takeImages(set, [9, 0]).labels!), [9, 0]);
+  it('pickImages keeps the requested order', () => {
+    assert.deepEqual(Array.from(pickImages(set, [9, 0]).labels!), [9, 0]);
   });
 });

@@ -6,7 +6,7 @@ import { Run } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
 import { npdForRun } from '../steps/stealStep';
-import { takeImages } from '../steps/subset';
+import { pickImages } from '../data/split';
 import { CIFAR10_CLASSES } from '../types';
 
 /** One point of the query-budget curve. */
@@ -64,7 +64,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
   const done: BudgetPoint[] = fs.existsSync(pointsFile)
     ? fs.readFileSync(pointsFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as BudgetPoint)
     : [];
-  const images = takeImages(npd, Array.from({ length: largest }, (_, i) => i));
+  const images = pickImages(npd, Array.from({ length: largest }, (_, i) => i));
   for (const mode of modes) {
     const oracle = await LocalOracle.fromDir(run.path('oracle', 'model'), {
       answer: mode, pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
@@ -76,7 +76,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
     for (const b of budgets) {
       if (done.some((p) => p.mode === mode && p.queries === b)) continue;
       const epochs = epochsFor(b, largest, baseEpochs);
-      const data = takeImages(full, Array.from({ length: b }, (_, i) => i));
+      const data = pickImages(full, Array.from({ length: b }, (_, i) => i));
       const fit = await fitCopycat(run, data, `${dir}/${mode}-${b}`, {
         label: `copycat ${mode} ${b} queries`, train: { epochs, targets: mode === 'label' ? 'hard' : 'soft', schedule: { kind: 'cosine', warmupEpochs: 1 } }, hooks: { log },
       });
