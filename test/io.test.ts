@@ -5,9 +5,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel, saveModel } from '../src/io';
 import { createModel } from '../src/models';
+import { tempDir } from './tempDirs';
 
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'copycat-io-'));
+  return tempDir('copycat-io-');
 }
 
 describe('io', function () {

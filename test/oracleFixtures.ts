@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import type { ImageSet } from '../src/types';
+import { tempDir } from './tempDirs';
 
 /** Shared fixtures for the oracle and stolen-label tests: a tiny seeded model and random images. */
 
@@ -22,5 +23,5 @@ export function randomImages(n: number, size = 8, seed = 'imgs'): ImageSet {
 }
 
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `copycat-${prefix}-`));
+  return tempDir(`copycat-${prefix}-`);
 }

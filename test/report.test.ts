@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CITED_ROWS, resultsCsv, resultsMarkdown, ResultsTable, writeResults } from '../src/report';
+import { tempDir } from './tempDirs';
 
 const table: ResultsTable = {
   run: 't1', profile: 'smoke', backend: 'cpu', createdAt: '2026-01-01T00:00:00Z',
@@ -30,7 +31,7 @@ describe('results table', () => {
   });
 
   it('writes md, csv and json that read back', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'report-'));
+    const dir = tempDir('report-');
     const files = writeResults(dir, table);
     assert.deepEqual(JSON.parse(fs.readFileSync(files.json, 'utf8')).rows[1].queries, 500);
     assert.ok(fs.readFileSync(files.md, 'utf8').startsWith('# Results'));

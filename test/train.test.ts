@@ -9,6 +9,7 @@ import { evaluateLoss, learningRateAt, resolveTrainConfig, train, TrainConfig } 
 import { augmentBatch } from '../src/train/augment';
 import { classBalancedIndices, classCounts } from '../src/train/sampler';
 import { ImageSet } from '../src/types';
+import { tempDir } from './tempDirs';
 
 /** n images h x w where class k has a brighter channel k: learnable, and invariant to flips/crops. */
 function tinySet(n: number, h = 8, w = 8, numClasses = 3, seed = 'fixture'): ImageSet {
@@ -53,7 +54,7 @@ async function weightsOf(model: tf.LayersModel): Promise<Float32Array[]> {
 }
 
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'copycat-train-'));
+  return tempDir('copycat-train-');
 }
 
 describe('train', function () {
