@@ -170,7 +170,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(`bench:throughput failed: ${err.message}`);
-  process.exit(1);
-});
+main().then(
+  // Explicit exit: the threaded wasm backend's pthread workers keep Node's event loop alive after the work is done.
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(`bench:throughput failed: ${err.message}`);
+    process.exit(1);
+  },
+);
