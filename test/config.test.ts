@@ -14,7 +14,8 @@ describe('experiment config', () => {
   it('merges overrides deeply without touching the profile table', () => {
     const c = resolveConfig('quick', { copycat: { train: { epochs: 9 } } });
     assert.equal(c.copycat.train.epochs, 9);
-    assert.equal(c.copycat.train.momentum, 0.9, 'siblings of an overridden field survive');
+    assert.equal(c.copycat.train.learningRate, PROFILES.quick.copycat.train.learningRate, 'siblings of an overridden field survive');
+    assert.ok(c.copycat.train.learningRate! > 0);
     assert.notEqual(PROFILES.quick.copycat.train.epochs, 9);
   });
 
