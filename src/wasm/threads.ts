@@ -29,11 +29,6 @@ function wasmStarted(): boolean {
   return tf.engine().registry['wasm'] !== undefined;
 }
 
-function availableCores(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, n);
-}
-
 /**
  * Writes the pthread worker script to a temp file, rewritten to load the emscripten glue from
  * node_modules (a file path) instead of the blob the package sends it. Returns the file path.
@@ -112,8 +107,10 @@ function enableNodeThreads(): void {
 }
 
 /**
- * Everything that must happen before tf.setBackend('wasm'): thread count (default: all cores, or
- * $COPYCAT_WASM_THREADS) and, in Node with more than one thread, the threaded-SIMD build. Calling it after
+ * Everything that must happen before tf.setBackend('wasm'): thread count (default 1, or
+ * $COPYCAT_WASM_THREADS) and, in Node with more than one thread, the threaded-SIMD build. One thread is
+ * the default because, measured on a busy 2-core machine, 2 threads trained slower than 1, and the
+ * threaded build's workers keep a Node script from exiting on its own (docs/backends.md). Calling it after
  * the backend started changes nothing for that backend instance (the package reads these once).
  */
 export async function prepareWasm(opts: { threads?: number } = {}): Promise<void> {
@@ -122,7 +119,7 @@ export async function prepareWasm(opts: { threads?: number } = {}): Promise<void
   if (fromEnv !== undefined && !(Number.isInteger(fromEnv) && fromEnv >= 1)) {
     throw new Error(`COPYCAT_WASM_THREADS must be an integer >= 1, got '${env}'`);
   }
-  const threads = opts.threads ?? fromEnv ?? availableCores();
+  const threads = opts.threads ?? fromEnv ?? 1;
   if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`prepareWasm: threads must be an integer >= 1, got ${threads}`);
   if (wasmStarted()) {
     // Already initialised: report what it runs with rather than pretending the request applied.
