@@ -7,9 +7,7 @@ import { loadModel, saveModel } from '../src/io';
 import { createModel } from '../src/models';
 import { tempDir } from './tempDirs';
 
-function tmpDir(): string {
-  return tempDir('copycat-io-');
-}
+const tmpDir = (): string => tempDir('copycat-io-');
 
 describe('io', function () {
   this.timeout(30000);

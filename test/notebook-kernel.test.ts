@@ -3,6 +3,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { notebookJson } from './notebookFixture';
 
 /**
  * End-to-end: registers the tslab kernelspec in a temporary prefix (never the user's), executes tiny
@@ -20,14 +21,7 @@ interface Output { output_type: string; name?: string; text?: string | string[];
 /** nbformat may store multi-line strings as arrays of lines. */
 const str = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
 
-function notebook(cells: string[]): string {
-  return JSON.stringify({
-    nbformat: 4,
-    nbformat_minor: 5,
-    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
-    cells: cells.map((source, i) => ({ id: `c${i}`, cell_type: 'code', source, metadata: {}, outputs: [], execution_count: null })),
-  });
-}
+const notebook = notebookJson;
 
 // Loads our TypeScript sources in the kernel through ts-node, so this test needs no `npm run build`;
 // the real notebooks import the compiled build/ instead.

@@ -53,9 +53,7 @@ async function weightsOf(model: tf.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.getWeights().map(async (w) => (await w.data()) as Float32Array));
 }
 
-function tmpDir(): string {
-  return tempDir('copycat-train-');
-}
+const tmpDir = (): string => tempDir('copycat-train-');
 
 describe('train', function () {
   this.timeout(60000);

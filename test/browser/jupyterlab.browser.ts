@@ -8,6 +8,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { CHROMIUM_ARGS, findChromium, linePlotFigure, saveChartPng } from '../../src/plots';
 import { dataDir, ensureDir } from '../../src/paths';
+import { notebookJson } from '../notebookFixture';
 
 /**
  * Real-browser check (not part of `npm test`: ~30-60 s, needs Debian's chromium + the project venv):
@@ -47,14 +48,7 @@ async function waitForServer(url: string, server: ChildProcess, log: () => strin
   throw new Error(`jupyter lab did not answer ${url} within ${timeoutMs} ms:\n${log()}`);
 }
 
-function notebook(cells: string[]): string {
-  return JSON.stringify({
-    nbformat: 4,
-    nbformat_minor: 5,
-    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
-    cells: cells.map((source, i) => ({ id: `c${i}`, cell_type: 'code', source, metadata: {}, outputs: [], execution_count: null })),
-  });
-}
+const notebook = notebookJson;
 
 describe('browser: executed notebook in JupyterLab (chromium + playwright-core)', function () {
   this.timeout(240_000);
