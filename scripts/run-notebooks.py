@@ -69,6 +69,19 @@ def cell_failure_text(cell):
     return ANSI.sub("", "\n".join(p for p in parts if p.strip())) or "(the cell wrote nothing to stderr)"
 
 
+def kernel_alive(client):
+    """True/False when the kernel manager can tell, None otherwise (is_alive is async in nbclient)."""
+    import inspect
+    try:
+        r = client.km.is_alive()
+        if inspect.isawaitable(r):
+            from jupyter_core.utils import run_sync
+            r = run_sync(lambda: r)()
+        return bool(r)
+    except Exception:  # noqa: BLE001 - a diagnostic must never hide the real failure
+        return None
+
+
 def run_one(path, out_dir, args):
     import nbformat
     from nbclient import NotebookClient
@@ -92,7 +105,9 @@ def run_one(path, out_dir, args):
                 try:
                     client.execute_cell(cell, index)
                 except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-                    failed = (index, cell, e)
+                    # Whether the kernel survived tells a cell error from a crashed kernel process.
+                    alive = kernel_alive(client)
+                    failed = (index, cell, e, alive)
                     break
     finally:
         nbformat.write(nb, str(out_path))
@@ -104,15 +119,17 @@ def run_one(path, out_dir, args):
     if failed is None:
         log(f"OK   {path} ({len(nb.cells)} cells, {secs:.1f} s) -> {out_path}")
         return True
-    index, cell, err = failed
+    index, cell, err, alive = failed
     kind = type(err).__name__
-    print(f"\n[run-notebooks] FAILED {path}: cell {index} ({cell.cell_type}, {kind}) after {secs:.1f} s", file=sys.stderr)
+    print(f"\n[run-notebooks] FAILED {path}: cell {index} ({cell.cell_type}, {kind}, kernel "
+          f"{ {True: 'still alive', False: 'dead', None: 'state unknown'}[alive] }) after {secs:.1f} s", file=sys.stderr)
     print("----- cell source -----", file=sys.stderr)
     print(cell.source, file=sys.stderr)
     print("----- cell stderr / error -----", file=sys.stderr)
     text = cell_failure_text(cell)
-    if kind != "CellExecutionError":
-        text = f"{text}\n{ANSI.sub('', str(err))}".strip()
+    detail = ANSI.sub('', str(err)).strip()
+    if kind != "CellExecutionError" or (detail and detail not in text):
+        text = f"{text}\n{detail}".strip()
     print(text, file=sys.stderr)
     print(f"----- executed copy (with outputs up to the failure): {out_path}", file=sys.stderr, flush=True)
     return False
