@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+NO_STDERR = "(the cell wrote nothing to stderr)"
 
 
 def log(msg):
@@ -66,18 +67,17 @@ def cell_failure_text(cell):
         elif out.get("output_type") == "error":
             tb = "\n".join(out.get("traceback") or [])
             parts.append(f"{out.get('ename', '')}: {out.get('evalue', '')}\n{tb}".strip())
-    return ANSI.sub("", "\n".join(p for p in parts if p.strip())) or "(the cell wrote nothing to stderr)"
+    return ANSI.sub("", "\n".join(p for p in parts if p.strip())) or NO_STDERR
 
 
 def kernel_alive(client):
     """True/False when the kernel manager can tell, None otherwise (is_alive is async in nbclient)."""
     import inspect
     try:
-        r = client.km.is_alive()
-        if inspect.isawaitable(r):
-            from jupyter_core.utils import run_sync
-            r = run_sync(lambda: r)()
-        return bool(r)
+        if inspect.iscoroutinefunction(client.km.is_alive):
+            from nbclient.util import run_sync
+            return bool(run_sync(client.km.is_alive)())
+        return bool(client.km.is_alive())
     except Exception:  # noqa: BLE001 - a diagnostic must never hide the real failure
         return None
 
@@ -121,15 +121,16 @@ def run_one(path, out_dir, args):
         return True
     index, cell, err, alive = failed
     kind = type(err).__name__
-    print(f"\n[run-notebooks] FAILED {path}: cell {index} ({cell.cell_type}, {kind}, kernel "
-          f"{ {True: 'still alive', False: 'dead', None: 'state unknown'}[alive] }) after {secs:.1f} s", file=sys.stderr)
+    print(f"\n[run-notebooks] FAILED {path}: cell {index} ({cell.cell_type}, {kind}) after {secs:.1f} s", file=sys.stderr)
+    print(f"kernel after the failure: { {True: 'still alive', False: 'dead', None: 'state unknown'}[alive] }", file=sys.stderr)
     print("----- cell source -----", file=sys.stderr)
     print(cell.source, file=sys.stderr)
     print("----- cell stderr / error -----", file=sys.stderr)
     text = cell_failure_text(cell)
-    detail = ANSI.sub('', str(err)).strip()
-    if kind != "CellExecutionError" or (detail and detail not in text):
-        text = f"{text}\n{detail}".strip()
+    silent = text == NO_STDERR
+    if kind != "CellExecutionError" or silent:
+        # A silent failure: nbclient's own message is all there is (ename/evalue of the reply).
+        text = f"{text}\n{ANSI.sub('', str(err))}".strip()
     print(text, file=sys.stderr)
     print(f"----- executed copy (with outputs up to the failure): {out_path}", file=sys.stderr, flush=True)
     return False
