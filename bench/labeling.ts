@@ -6,7 +6,7 @@
  *   npx ts-node --transpile-only bench/labeling.ts [--n 80000] [--batch 256] [--arch vgg-small]
  *       [--model-dir <dir>] [--backend auto|tensorflow|wasm|cpu] [--concurrency 4] [--per-request 64]
  *
- * Images: random uint8 (the NPD mirror loader of src/data is not wired in yet). Inference cost does not
+ * Images: random uint8, or with --npd the real Tiny ImageNet NPD images. Inference cost does not
  * depend on pixel values; PNG uploads of noise are ~3x larger than of natural 32x32 images, so the HTTP
  * figure is if anything pessimistic. Targets (native CPU): 80k local <= 60 s; HTTP >= 50% of local.
  */
@@ -23,6 +23,7 @@ import { HttpOracle } from '../src/oracle/client';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer } from '../src/oracle/server';
 import { labelImages } from '../src/stolenLabels';
+import { loadNpd } from '../src/data/npd';
 import type { ImageSet } from '../src/types';
 
 function positive(v: string | undefined, flag: string): number {
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
       backend: { type: 'string', default: 'auto' },
       concurrency: { type: 'string', default: '4' },
       'per-request': { type: 'string', default: '64' },
+      npd: { type: 'boolean', default: false },
     },
   });
   const n = positive(values.n, '--n');
@@ -50,10 +52,18 @@ async function main(): Promise<void> {
   const model = values['model-dir'] ? await loadModel(values['model-dir']) : createModel(values.arch as ArchitectureName, { seed: 1 });
   const [, h, w] = model.inputs[0].shape as number[];
 
-  const rng = seedrandom('bench-labeling');
-  const images = new Uint8Array(n * h * w * 3);
-  for (let i = 0; i < images.length; i++) images[i] = (rng() * 256) | 0;
-  const set: ImageSet = { images, n, height: h, width: w };
+  let set: ImageSet;
+  if (values.npd) {
+    // The real NPD images (Tiny ImageNet: the mirror in $COPYCAT_MIRROR_DIR or a download), from the uint8 cache.
+    const npd = await loadNpd({ kind: 'tiny-imagenet' }, { size: h, maxImages: n, seed: 1 });
+    set = { images: npd.images, n: npd.n, height: h, width: w };
+  } else {
+    const rng = seedrandom('bench-labeling');
+    const random = new Uint8Array(n * h * w * 3);
+    for (let i = 0; i < random.length; i++) random[i] = (rng() * 256) | 0;
+    set = { images: random, n, height: h, width: w };
+  }
+  const images = set.images;
   const warm: ImageSet = { images: images.subarray(0, Math.min(n, batchSize) * h * w * 3), n: Math.min(n, batchSize), height: h, width: w };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'copycat-bench-labeling-'));
 
@@ -76,15 +86,15 @@ async function main(): Promise<void> {
       t = Date.now();
       await labelImages(http, set, { cacheFile: path.join(dir, 'http.jsonl'), batchSize, progress: false });
       const httpSec = (Date.now() - t) / 1000;
-      const localRate = n / localSec;
-      const httpRate = n / httpSec;
+      const localRate = set.n / localSec;
+      const httpRate = set.n / httpSec;
       console.log(
         JSON.stringify({
           bench: 'labeling',
           backend: report.backend,
           model: values['model-dir'] ?? values.arch,
-          images: 'random',
-          n,
+          images: values.npd ? 'npd (Tiny ImageNet)' : 'random',
+          n: set.n,
           batchSize,
           concurrency: Number(values.concurrency),
           imagesPerRequest: Number(values['per-request']),
