@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const epochs = values.epochs ? Number(values.epochs) : undefined;
   if (epochs !== undefined && !(Number.isInteger(epochs) && epochs > 0)) throw new Error(`--epochs must be a positive integer, got '${values.epochs}'`);
-  if (what === 'pipeline' || what === 'budget' || what === 'defences') await trainOracle(run);
+  await trainOracle(run); // every experiment attacks the run's oracle (reused when already trained)
   if (what === 'pipeline') {
     await stealLabels(run);
     for (const set of run.config.copycat.sets) await trainCopycat(run, set);
