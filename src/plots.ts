@@ -2,6 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { showHtml, tslabSink } from './notebook';
+import { writeFileAtomic } from './io';
 
 /**
  * Plotly charts for notebooks and run folders. Figures are plain JSON ({data, layout}); the browser side
@@ -152,9 +153,7 @@ export function saveChartHtml(fig: Figure, file: string, opts: SaveChartOptions 
   const html =
     `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>${esc(title)}</title>${loader}</head>\n` +
     `<body style="margin:0">${chartHtml(fig, opts)}</body></html>\n`;
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, html);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, html);
   return file;
 }
 

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from './io';
 
 /** One row of the paper-style results table. Numbers are fractions (0..1) except `queries`. */
 export interface ResultRow {
@@ -107,12 +108,8 @@ export function resultsCsv(t: ResultsTable): string {
 export function writeResults(dir: string, t: ResultsTable): { md: string; csv: string; json: string } {
   fs.mkdirSync(dir, { recursive: true });
   const out = { md: path.join(dir, 'results.md'), csv: path.join(dir, 'results.csv'), json: path.join(dir, 'results.json') };
-  const write = (file: string, text: string) => {
-    fs.writeFileSync(file + '.tmp', text);
-    fs.renameSync(file + '.tmp', file);
-  };
-  write(out.md, resultsMarkdown(t));
-  write(out.csv, resultsCsv(t));
-  write(out.json, JSON.stringify(t, null, 2) + '\n');
+  writeFileAtomic(out.md, resultsMarkdown(t));
+  writeFileAtomic(out.csv, resultsCsv(t));
+  writeFileAtomic(out.json, JSON.stringify(t, null, 2) + '\n');
   return out;
 }

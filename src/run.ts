@@ -53,3 +53,23 @@ export function readJson<T>(file: string, what: string): T {
     throw new Error(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
   }
 }
+
+/**
+ * Results of a resumable experiment, one JSON object per line (appended as each finishes, so a kill
+ * loses at most the one in progress). A missing file is an empty list.
+ */
+export function readJsonLines<T>(file: string): T[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l) as T;
+    } catch (e) {
+      throw new Error(`${file}:${i + 1} is not valid JSON (${(e as Error).message}); delete that line to recompute it`);
+    }
+  });
+}
+
+export function appendJsonLine(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.appendFileSync(file, JSON.stringify(value) + '\n');
+}

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { deepMerge, PROFILES, resolveConfig } from '../src/config';
-import { openRun } from '../src/run';
+import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/steps/subset';
 import { ImageSet } from '../src/types';
@@ -41,6 +41,23 @@ describe('experiment config', () => {
       openRun({ profile: 'smoke', dir, overrides: { seed: 7 } });
       assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).seed, 7);
       assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('config.prev-')).length, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('resumable JSON-lines results', () => {
+  it('reads back what was appended, treats a missing file as empty and names a damaged line', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsonl-'));
+    try {
+      const file = path.join(dir, 'sub', 'points.jsonl');
+      assert.deepEqual(readJsonLines(file), []);
+      appendJsonLine(file, { a: 1 });
+      appendJsonLine(file, { a: 2 });
+      assert.deepEqual(readJsonLines<{ a: number }>(file).map((r) => r.a), [1, 2]);
+      fs.appendFileSync(file, '{"a": 3');
+      assert.throws(() => readJsonLines(file), /points\.jsonl:3 is not valid JSON/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

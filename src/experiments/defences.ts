@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { assertTrainingBackend } from '../backend';
 import { AnswerTransform, gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform } from '../oracle/answers';
 import { LocalOracle } from '../oracle/local';
-import { readJson, Run } from '../run';
+import { appendJsonLine, readJson, readJsonLines, Run } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
 import { cifarForRun, OracleResult } from '../steps/oracleStep';
@@ -51,9 +51,7 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
   const dir = run.path('experiments', 'defences');
   fs.mkdirSync(dir, { recursive: true });
   const rowsFile = `${dir}/rows.jsonl`;
-  const rows: DefenceRow[] = fs.existsSync(rowsFile)
-    ? fs.readFileSync(rowsFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as DefenceRow)
-    : [];
+  const rows: DefenceRow[] = readJsonLines<DefenceRow>(rowsFile);
   const oracleResult = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
   const npd = await npdForRun(run, log);
   const { test } = await cifarForRun(run);
@@ -79,7 +77,7 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
       copycatAccuracy: fit.metrics.accuracy, copycatMacro: fit.metrics.macroAverage, agreement: fit.agreement,
       performanceOverTarget: fit.performanceOverTarget, queries: stolen.queries.distinct,
     };
-    fs.appendFileSync(rowsFile, JSON.stringify(row) + '\n');
+    appendJsonLine(rowsFile, row);
     rows.push(row);
   }
   return rows;

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { assertTrainingBackend } from '../backend';
 import { LocalOracle } from '../oracle/local';
 import type { AnswerMode } from '../oracle/types';
-import { Run } from '../run';
+import { appendJsonLine, readJsonLines, Run } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
 import { npdForRun } from '../steps/stealStep';
@@ -61,9 +61,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
   const dir = run.path('experiments', 'query_budget');
   fs.mkdirSync(dir, { recursive: true });
   const pointsFile = `${dir}/points.jsonl`;
-  const done: BudgetPoint[] = fs.existsSync(pointsFile)
-    ? fs.readFileSync(pointsFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as BudgetPoint)
-    : [];
+  const done: BudgetPoint[] = readJsonLines<BudgetPoint>(pointsFile);
   const images = pickImages(npd, Array.from({ length: largest }, (_, i) => i));
   for (const mode of modes) {
     const oracle = await LocalOracle.fromDir(run.path('oracle', 'model'), {
@@ -84,7 +82,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
         mode, queries: b, costUsd: (b * run.config.query.pricePer1000) / 1000, epochs,
         accuracy: fit.metrics.accuracy, macroAverage: fit.metrics.macroAverage, agreement: fit.agreement, performanceOverTarget: fit.performanceOverTarget,
       };
-      fs.appendFileSync(pointsFile, JSON.stringify(point) + '\n');
+      appendJsonLine(pointsFile, point);
       done.push(point);
     }
   }
