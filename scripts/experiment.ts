@@ -2,6 +2,7 @@
  * Headless experiments on a run directory, the same functions the notebooks call:
  *
  *   npm run experiment -- pipeline --profile quick        oracle, stolen labels, copycats, results table
+ *   npm run experiment -- oracle --profile full           the oracle only; prints its metrics JSON
  *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
  *
@@ -30,16 +31,19 @@ async function main(): Promise<void> {
     },
   });
   const what = positionals[0];
-  if (!['pipeline', 'budget', 'defences'].includes(what)) {
-    throw new Error(`usage: npm run experiment -- pipeline|budget|defences [--profile P] [--run-dir D] (got '${what ?? ''}')`);
+  if (!['oracle', 'pipeline', 'budget', 'defences'].includes(what)) {
+    throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences [--profile P] [--run-dir D] (got '${what ?? ''}')`);
   }
   console.log(formatBackendReport(await initBackend()));
   const run = openRun({ profile: values.profile as string | undefined, dir: values['run-dir'] as string | undefined });
   const t0 = Date.now();
   const epochs = values.epochs ? Number(values.epochs) : undefined;
   if (epochs !== undefined && !(Number.isInteger(epochs) && epochs > 0)) throw new Error(`--epochs must be a positive integer, got '${values.epochs}'`);
-  await trainOracle(run); // every experiment attacks the run's oracle (reused when already trained)
-  if (what === 'pipeline') {
+  const oracle = await trainOracle(run); // every experiment attacks the run's oracle (reused when already trained)
+  if (what === 'oracle') {
+    const { testPredictions: _omitted, history, ...summary } = oracle;
+    console.log(JSON.stringify({ experiment: 'oracle', profile: run.config.profile, runDir: run.dir, ...summary, epochs: history.length, lastEpoch: history[history.length - 1] }));
+  } else if (what === 'pipeline') {
     await stealLabels(run);
     for (const set of run.config.copycat.sets) await trainCopycat(run, set);
     const table = writeRunResults(run, { wallSeconds: (Date.now() - t0) / 1000 });

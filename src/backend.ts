@@ -5,6 +5,7 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
+import { installNativeGradients } from './nativeGradients';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -279,6 +280,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   const allowPureJs = opts.allowPureJs === true || pureJsAllowedByEnv();
   const report = await runLadder(choice, requestedBy, DEFAULT_LOADERS, allowPureJs);
   lastReport = report;
+  if (report.tfBackend === 'tensorflow') installNativeGradients();
   if (report.backend === 'cpu' && !opts.quiet) showPureJsBanner(report);
   return report;
 }

@@ -50,6 +50,15 @@ const adamFew = (epochs: number): Partial<TrainConfig> => ({
   schedule: { kind: 'step', milestones: [epochs - 1], gamma: 0.1 }, augmentation: { crop: false, flip: true, pad: 4 },
 });
 
+// Page's ResNet-9 recipe ("How to train your ResNet", 2018), scaled to batch 128: SGD with Nesterov
+// momentum 0.9, weight decay 5e-4, a short linear warm-up to the peak rate then decay to zero (cosine
+// here), label smoothing 0.2, crop+flip. It is the fastest-converging recipe for a from-scratch CIFAR-10
+// net we know of, which matters when an epoch costs minutes on a CPU.
+const oneCycle = (peak: number, epochs: number): Partial<TrainConfig> => ({
+  optimizer: 'sgd', learningRate: peak, momentum: 0.9, nesterov: true, weightDecay: 5e-4, epochs, batchSize: 128,
+  schedule: { kind: 'cosine', warmupEpochs: 2 }, labelSmoothing: 0.2, augmentation: { crop: true, flip: true, pad: 4 },
+});
+
 export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // Seconds: proves every step runs end to end (CI). Numbers are not meaningful.
   smoke: {
@@ -75,7 +84,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   full: {
     profile: 'full', seed: 1,
     data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
-    oracle: { architecture: 'vgg-small', train: { ...sgd(0.02, 30, [15, 25]), batchSize: 64 } },
+    oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 26) },
     copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 20, [10, 16]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
   },

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { BuildOptions } from './models/blocks';
-import { buildResNet } from './models/resnet';
+import { buildResNet, buildResNet9 } from './models/resnet';
 import { buildVggBn, buildVggSmall } from './models/vgg';
 
 /**
@@ -25,6 +25,14 @@ export const ARCHITECTURES = {
   'resnet-small': {
     description: 'ResNet-20 for CIFAR (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 filters, 1x1 projection shortcuts',
     build: (o: BuildOptions) => buildResNet(o, 3, 'resnet-small'),
+  },
+  'resnet-9': {
+    description: "Page's DAWNBench ResNet-9 at width 16 (16-32-64-128 filters, 2 residual blocks, BN, global max pool)",
+    build: (o: BuildOptions) => buildResNet9(o, 16, 'resnet-9'),
+  },
+  'resnet-9w32': {
+    description: "Page's DAWNBench ResNet-9 at width 32 (32-64-128-256 filters)",
+    build: (o: BuildOptions) => buildResNet9(o, 32, 'resnet-9w32'),
   },
   'resnet-8': {
     description: 'ResNet-8: 3 stages x 1 basic block, 16/32/64 filters (a quick, small copycat)',

@@ -1,8 +1,7 @@
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { nativeAddonPath, runChild } from './nativeChild';
 import {
   assertTrainingBackend,
   BackendName,
@@ -14,7 +13,6 @@ import {
   runLadder,
 } from '../src/backend';
 
-const ROOT = path.resolve(__dirname, '..');
 const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS'] as const;
 
 /** Runs `fn` with the given env vars set (undefined = unset), restoring them afterwards. */
@@ -44,16 +42,6 @@ function fakeLoaders(failing: BackendName[], calls: BackendName[]): Record<Backe
 }
 
 /** Runs a JS snippet in a fresh Node with ts-node, so native libraries / banners never touch this process. */
-function runChild(code: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', code], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env },
-  });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
 describe('backend ladder', () => {
   before(async () => {
     await tf.setBackend('cpu');
@@ -197,16 +185,6 @@ describe('backend ladder', () => {
 });
 
 /** Where tfjs-node would load its addon from (the same node-pre-gyp lookup its index.js does). */
-function nativeAddonPath(): string | undefined {
-  try {
-    const pkgJson = require.resolve('@tensorflow/tfjs-node/package.json', { paths: [ROOT] });
-    const preGyp = require(require.resolve('@mapbox/node-pre-gyp', { paths: [pkgJson] })) as { find(p: string): string };
-    return preGyp.find(pkgJson);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Deterministic inputs shared by parent (cpu) and child (native). */
 const CONV_CASE = String.raw`
   let s = 7;

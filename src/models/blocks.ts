@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { FastBatchNorm } from './fastBatchNorm';
 
 /** Options every architecture builder receives (already defaulted by createModel). */
 export interface BuildOptions {
@@ -58,9 +59,12 @@ export function conv(
   });
 }
 
-/** Batch norm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5). */
+/**
+ * Batch norm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5), as FastBatchNorm:
+ * same maths and weights as tf.layers.batchNormalization, a third of its training cost here.
+ */
 export function batchNorm(name: string): tf.layers.Layer {
-  return tf.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-5 });
+  return new FastBatchNorm({ name, momentum: 0.9, epsilon: 1e-5 });
 }
 
 export function dense(

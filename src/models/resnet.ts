@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNorm, BuildOptions, conv, dense, SeedSequence } from './blocks';
+import { Scale } from './scale';
 
 /**
  * CIFAR ResNet of He et al. (2016, section 4.2): a 3x3 conv with 16 filters, three stages of
@@ -36,6 +37,39 @@ export function buildResNet(opts: BuildOptions, blocksPerStage: number, name: st
   });
   x = ap(tf.layers.globalAveragePooling2d({ name: 'gap' }), x);
   x = ap(dense('logits', opts.numClasses, seeds, opts, 'linear'), x);
+  x = ap(tf.layers.activation({ name: 'probs', activation: 'softmax' }), x);
+  return tf.model({ inputs: input, outputs: x, name });
+}
+
+/**
+ * The ResNet-9 of Page's DAWNBench CIFAR-10 entry ("How to train your ResNet", 2018; 94 % in 24
+ * epochs at width 64): prep conv(w) -> conv(2w)+pool + residual(2w) -> conv(4w)+pool ->
+ * conv(8w)+pool + residual(8w) -> global max pool -> dense, every conv 3x3 + BN + ReLU. `width` is
+ * the prep layer's filter count; 'resnet-9' uses less than the original 64 because on a 2-core CPU
+ * the cost of a step here is in the large early activations, and a narrower net fits the 1-hour
+ * budget of the full profile (docs/experiments.md).
+ */
+export function buildResNet9(opts: BuildOptions, width: number, name: string): tf.LayersModel {
+  const seeds = new SeedSequence(opts.seed);
+  const input = tf.input({ shape: opts.inputShape, name: 'image' });
+  const ap = (l: tf.layers.Layer, x: tf.SymbolicTensor) => l.apply(x) as tf.SymbolicTensor;
+  const convBn = (p: string, filters: number, x: tf.SymbolicTensor) => {
+    const y = ap(conv(`${p}_conv`, filters, seeds, opts, { useBias: false }), x);
+    return ap(tf.layers.activation({ name: `${p}_relu`, activation: 'relu' }), ap(batchNorm(`${p}_bn`), y));
+  };
+  const pool = (p: string, x: tf.SymbolicTensor) => ap(tf.layers.maxPooling2d({ name: `${p}_pool`, poolSize: 2, strides: 2 }), x);
+  const residual = (p: string, filters: number, x: tf.SymbolicTensor) =>
+    tf.layers.add({ name: `${p}_add` }).apply([x, convBn(`${p}b`, filters, convBn(`${p}a`, filters, x))]) as tf.SymbolicTensor;
+
+  let x = convBn('prep', width, input);
+  x = pool('layer1', convBn('layer1', 2 * width, x));
+  x = residual('res1', 2 * width, x);
+  x = pool('layer2', convBn('layer2', 4 * width, x));
+  x = pool('layer3', convBn('layer3', 8 * width, x));
+  x = residual('res3', 8 * width, x);
+  x = ap(tf.layers.globalMaxPooling2d({ name: 'gmp' }), x);
+  x = ap(dense('fc', opts.numClasses, seeds, opts, 'linear'), x);
+  x = ap(new Scale({ name: 'logits', scale: 0.125 }), x);
   x = ap(tf.layers.activation({ name: 'probs', activation: 'softmax' }), x);
   return tf.model({ inputs: input, outputs: x, name });
 }

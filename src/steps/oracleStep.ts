@@ -65,6 +65,9 @@ export async function trainOracle(run: Run, hooks: StepHooks = {}): Promise<Orac
     const bar = trainingProgress('oracle training');
     const result = await train(model, trainSet, { seed: run.config.seed, ...cfg.train }, {
       checkpointDir: run.path('oracle', 'checkpoints'),
+      // Test accuracy per epoch is recorded for the learning curves only: nothing is selected or
+      // stopped on it, so the final test numbers stay an unbiased estimate.
+      val: test,
       onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
