@@ -6,13 +6,15 @@
  *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
  *
- * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N.
+ * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N,
+ * --sets NPD-SL,NPD+PD-SL (pipeline: train only these copycats; the table lists what is trained).
  * Each prints one JSON line per result and is resumable (re-run the same command after a kill).
  */
 import { parseArgs } from 'util';
 import { formatBackendReport, initBackend } from '../src/backend';
 import { defenceExperiment } from '../src/experiments/defences';
 import { queryBudgetCurve } from '../src/experiments/queryBudget';
+import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
 import { trainOracle } from '../src/steps/oracleStep';
@@ -28,6 +30,7 @@ async function main(): Promise<void> {
       'run-dir': { type: 'string' },
       budgets: { type: 'string' },
       epochs: { type: 'string' },
+      sets: { type: 'string' },
     },
   });
   const what = positionals[0];
@@ -45,7 +48,10 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ experiment: 'oracle', profile: run.config.profile, runDir: run.dir, ...summary, epochs: history.length, lastEpoch: history[history.length - 1] }));
   } else if (what === 'pipeline') {
     await stealLabels(run);
-    for (const set of run.config.copycat.sets) await trainCopycat(run, set);
+    const sets = values.sets ? (String(values.sets).split(',').map((x) => x.trim()) as CopycatSetName[]) : run.config.copycat.sets;
+    const unknown = sets.filter((x) => !COPYCAT_SETS.includes(x));
+    if (unknown.length) throw new Error(`--sets: unknown copycat set(s) ${unknown.join(', ')}; expected a comma-separated subset of ${COPYCAT_SETS.join(',')}`);
+    for (const set of sets) await trainCopycat(run, set);
     const table = writeRunResults(run, { wallSeconds: (Date.now() - t0) / 1000 });
     console.log(resultsMarkdown(table));
   } else if (what === 'budget') {

@@ -85,7 +85,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
     profile: 'full', seed: 1,
     data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 26) },
-    copycat: { architecture: 'vgg-small', train: { ...sgd(0.02, 20, [10, 16]), batchSize: 64, classBalanced: true }, sets: COPYCAT_SETS },
+    copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 12), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
   },
 };

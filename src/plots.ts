@@ -219,8 +219,11 @@ export interface EpochPoint {
   valAccuracy?: number;
 }
 
-/** Loss (left) and accuracy (right) per epoch, training and, when present, validation. */
-export function trainingCurvesFigure(history: EpochPoint[], title = 'Training curves'): Figure {
+/**
+ * Loss (left) and accuracy (right) per epoch, training and, when present, the held-out set the
+ * training loop evaluated each epoch (`valName`: the oracle and copycat steps use the CIFAR-10 test set).
+ */
+export function trainingCurvesFigure(history: EpochPoint[], title = 'Training curves', valName = 'val'): Figure {
   if (!Array.isArray(history) || history.length === 0) throw new Error('trainingCurvesFigure: history must be a non-empty array of epoch records');
   history.forEach((h, i) => {
     for (const k of ['epoch', 'loss', 'accuracy'] as const) {
@@ -234,8 +237,8 @@ export function trainingCurvesFigure(history: EpochPoint[], title = 'Training cu
     line: { dash, color },
   });
   const data = [line('train loss', history.map((h) => h.loss), 1, 'solid', '#1f77b4'), line('train acc', history.map((h) => h.accuracy), 2, 'solid', '#ff7f0e')];
-  if (history.some((h) => h.valLoss !== undefined)) data.push(line('val loss', history.map((h) => h.valLoss ?? null), 1, 'dash', '#1f77b4'));
-  if (history.some((h) => h.valAccuracy !== undefined)) data.push(line('val acc', history.map((h) => h.valAccuracy ?? null), 2, 'dash', '#ff7f0e'));
+  if (history.some((h) => h.valLoss !== undefined)) data.push(line(`${valName} loss`, history.map((h) => h.valLoss ?? null), 1, 'dash', '#1f77b4'));
+  if (history.some((h) => h.valAccuracy !== undefined)) data.push(line(`${valName} acc`, history.map((h) => h.valAccuracy ?? null), 2, 'dash', '#ff7f0e'));
   return {
     data,
     layout: {

@@ -76,6 +76,8 @@ export async function fitCopycat(
     const bar = trainingProgress(opts.label);
     const result = await train(model, data, { seed: run.config.seed, ...cfg.train, ...opts.train }, {
       checkpointDir: path.join(dir, 'checkpoints'),
+      // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
+      val: test,
       onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
