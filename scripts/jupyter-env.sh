@@ -52,18 +52,27 @@ write_kernelspec() {
   [ -f "$tslab_bin" ] || { log "$tslab_bin missing: run 'npm ci' first"; exit 1; }
   dir="$JDIR/share/jupyter/kernels/tslab"
   mkdir -p "$dir"
-  cat > "$dir/kernel.json.tmp" <<EOF
+  cat > "$dir/kernel.json.$$.tmp" <<EOF
 {
   "argv": ["$node", "$tslab_bin", "kernel", "--config-path", "{connection_file}"],
   "display_name": "TypeScript (copycat-cnn)",
   "language": "typescript"
 }
 EOF
-  mv "$dir/kernel.json.tmp" "$dir/kernel.json"
+  mv "$dir/kernel.json.$$.tmp" "$dir/kernel.json"
 }
 
+# Two runs started at once (e.g. npm run lab and npm run reproduce) must not both create the venv or
+# race on the kernelspec file: set-up happens under an exclusive lock (flock, util-linux), and the
+# kernelspec is written to a per-process temp file then renamed.
+mkdir -p "$JDIR"
+if command -v flock >/dev/null; then
+  exec 9>"$JDIR/.setup.lock"
+  flock 9
+fi
 ensure_venv
 write_kernelspec
+if command -v flock >/dev/null; then exec 9>&-; fi
 
 export JUPYTER_PATH="$JDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export JUPYTER_DATA_DIR="$JDIR/data"

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -64,6 +64,20 @@ describe('notebook kernel (tslab via nbclient)', function () {
     assert.equal(spec.argv[1], path.join(ROOT, 'node_modules/tslab/bin/tslab'));
     assert.deepEqual(spec.argv.slice(2), ['kernel', '--config-path', '{connection_file}']);
     assert.match(r.stdout, new RegExp(`tslab\\s+${tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/jupyter/share/jupyter/kernels/tslab`));
+  });
+
+  it('survives eight set-ups started at once on a fresh prefix (lock + per-process temp file)', async () => {
+    const prefix = path.join(tmp, 'jupyter-race');
+    const runs = await Promise.all(Array.from({ length: 8 }, () => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const c = spawn('bash', [path.join(ROOT, 'scripts/jupyter-env.sh'), 'true'], { env: { ...process.env, COPYCAT_JUPYTER_DIR: prefix } });
+      let err = '';
+      c.stderr.on('data', (d) => (err += d));
+      c.on('close', (code) => resolve({ code, err }));
+    })));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `set-up ${i}: ${r.err}`));
+    const dir = path.join(prefix, 'share/jupyter/kernels/tslab');
+    assert.deepEqual(fs.readdirSync(dir), ['kernel.json'], 'no temp files left behind');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'kernel.json'), 'utf8')).argv[1], path.join(ROOT, 'node_modules/tslab/bin/tslab'));
   });
 
   it('executes a notebook: env parameters, tslab detected, progress as ONE in-place display, tables as markdown', () => {
