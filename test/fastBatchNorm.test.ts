@@ -2,7 +2,6 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { FastBatchNorm } from '../src/models/fastBatchNorm';
-import { Scale } from '../src/models/scale';
 import { childResult, nativeAddonPath, runChild } from './nativeChild';
 
 /** Deterministic inputs, written once as source so parent (cpu) and child (native) build the same ones. */
@@ -56,7 +55,7 @@ function close(a: number[], b: number[], tol: number, what: string): void {
   assert.ok(worst < tol, `${what}: max relative difference ${worst} >= ${tol}`);
 }
 
-describe('FastBatchNorm, Scale and the native gradients', function () {
+describe('FastBatchNorm and the native gradients', function () {
   this.timeout(120_000);
   before(async () => {
     await tf.setBackend('cpu');
@@ -102,27 +101,29 @@ describe('FastBatchNorm, Scale and the native gradients', function () {
     }
   });
 
-  it('serialises FastBatchNorm and Scale in a model and loads them back with identical predictions', async () => {
+  it('saves as a stock BatchNormalization layer that any TF.js loader reads, with identical predictions', async () => {
     const input = tf.input({ shape: [4, 4, 2] });
     let y = new FastBatchNorm({ name: 'bn', momentum: 0.8, epsilon: 1e-3 }).apply(input) as tf.SymbolicTensor;
     y = tf.layers.flatten().apply(y) as tf.SymbolicTensor;
-    y = new Scale({ name: 'logits', scale: 0.125 }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers.rescaling({ name: 'logits', scale: 0.125 }).apply(y) as tf.SymbolicTensor;
     const m = tf.model({ inputs: input, outputs: y });
     m.setWeights([tf.tensor1d([2, 3]), tf.tensor1d([1, -1]), tf.tensor1d([0.5, -0.5]), tf.tensor1d([4, 9])]);
     let saved: tf.io.ModelArtifacts | undefined;
     await m.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const layers = (saved!.modelTopology as { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }).config.layers;
+    const bnJson = layers.find((l) => l.config.name === 'bn')!;
+    assert.equal(bnJson.class_name, 'BatchNormalization');
+    assert.equal(bnJson.config.momentum, 0.8);
+    assert.equal(bnJson.config.epsilon, 1e-3);
+    assert.deepEqual(saved!.weightSpecs!.map((w) => w.name), ['bn/gamma', 'bn/beta', 'bn/moving_mean', 'bn/moving_variance']);
     const back = await tf.loadLayersModel(tf.io.fromMemory(saved!));
-    const bn = back.getLayer('bn') as FastBatchNorm;
-    assert.equal(bn.getClassName(), 'FastBatchNorm');
-    assert.equal(bn.momentum, 0.8);
-    assert.equal((back.getLayer('logits') as Scale).scale, 0.125);
+    assert.equal(back.getLayer('bn').getClassName(), 'BatchNormalization');
     const x = tf.randomNormal([3, 4, 4, 2], 0, 1, 'float32', 3);
     close(Array.from((back.predict(x) as tf.Tensor).dataSync()), Array.from((m.predict(x) as tf.Tensor).dataSync()), 1e-6, 'predictions');
   });
 
   it('rejects bad arguments with the layer name', () => {
     assert.throws(() => new FastBatchNorm({ name: 'bn7', momentum: 1 }), /FastBatchNorm bn7: momentum must be in \[0, 1\)/);
-    assert.throws(() => new Scale({ name: 's', scale: NaN }), /Scale s: scale must be a finite number/);
   });
 
   it('native backend: fused batch-norm ops and ReluGrad give the cpu backend\'s outputs, gradients and statistics', function () {

@@ -13,7 +13,8 @@ import { nativeBatchNormTraining } from '../nativeGradients';
  *   dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)),
  * two reductions and a few elementwise ops.
  * Inference uses tf.batchNorm with the moving statistics, exactly like the Keras layer, and the
- * weights (gamma, beta, moving_mean, moving_variance) have the Keras layer's names and order.
+ * weights (gamma, beta, moving_mean, moving_variance) have the Keras layer's names and order; it is
+ * saved as that stock layer (see getClassName).
  */
 export interface FastBatchNormArgs {
   name?: string;
@@ -103,9 +104,18 @@ export class FastBatchNorm extends tf.layers.Layer {
     variance.dispose();
   }
 
+  /**
+   * Saved as a stock 'BatchNormalization' layer (same weights, same inference maths), so a saved
+   * oracle or copycat stays a standard TF.js model that any TF.js (or Keras, via the converter) loader
+   * reads without this class. Loading gives the stock layer: identical predictions; only further
+   * training of a loaded model is slower (train() itself trains models built by createModel).
+   */
+  getClassName(): string {
+    return 'BatchNormalization';
+  }
+
   getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+    const stock = tf.layers.batchNormalization({ momentum: this.momentum, epsilon: this.epsilon }).getConfig();
+    return { ...stock, ...super.getConfig() };
   }
 }
-
-tf.serialization.registerClass(FastBatchNorm);

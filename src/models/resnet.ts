@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNorm, BuildOptions, conv, dense, SeedSequence } from './blocks';
-import { Scale } from './scale';
 
 /**
  * CIFAR ResNet of He et al. (2016, section 4.2): a 3x3 conv with 16 filters, three stages of
@@ -69,7 +68,10 @@ export function buildResNet9(opts: BuildOptions, width: number, name: string): t
   x = residual('res3', 8 * width, x);
   x = ap(tf.layers.globalMaxPooling2d({ name: 'gmp' }), x);
   x = ap(dense('fc', opts.numClasses, seeds, opts, 'linear'), x);
-  x = ap(new Scale({ name: 'logits', scale: 0.125 }), x);
+  // Page scales the logits by 0.125: the global max pool feeds large activations to the classifier, and
+  // unscaled logits blow up in the first steps at the peak learning rate. Rescaling is a stock layer, so
+  // the saved model needs no custom class.
+  x = ap(tf.layers.rescaling({ name: 'logits', scale: 0.125 }), x);
   x = ap(tf.layers.activation({ name: 'probs', activation: 'softmax' }), x);
   return tf.model({ inputs: input, outputs: x, name });
 }
