@@ -5,11 +5,16 @@
  *
  *   npx ts-node --transpile-only bench/labeling.ts [--n 80000] [--batch 256] [--arch vgg-small]
  *       [--model-dir <dir>] [--backend auto|tensorflow|wasm|cpu] [--concurrency 4] [--per-request 64]
+ *       [--server inline|process]
  *
  * Images: random uint8, or with --npd the real Tiny ImageNet NPD images. Inference cost does not
  * depend on pixel values; PNG uploads of noise are ~3x larger than of natural 32x32 images, so the HTTP
  * figure is if anything pessimistic. Targets (native CPU): 80k local <= 60 s; HTTP >= 50% of local.
+ * --server inline (default) runs the server in this process, so client and server share one event
+ * loop; --server process starts `npm run oracle:serve` as its own process (how a real deployment
+ * runs), so the client's PNG encoding overlaps the server's decoding and inference.
  */
+import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -17,7 +22,7 @@ import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { formatBackendReport, initBackend, parseBackendChoice } from '../src/backend';
-import { loadModel } from '../src/io';
+import { loadModel, saveModel } from '../src/io';
 import { createModel, type ArchitectureName } from '../src/models';
 import { HttpOracle } from '../src/oracle/client';
 import { LocalOracle } from '../src/oracle/local';
@@ -43,9 +48,11 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '4' },
       'per-request': { type: 'string', default: '64' },
       npd: { type: 'boolean', default: false },
+      server: { type: 'string', default: 'inline' },
     },
   });
   const n = positive(values.n, '--n');
+  if (values.server !== 'inline' && values.server !== 'process') throw new Error(`--server must be inline or process, got '${values.server}'`);
   const batchSize = positive(values.batch, '--batch');
   const report = await initBackend({ prefer: parseBackendChoice(values.backend!, '--backend'), allowPureJs: true, quiet: true });
   console.error(formatBackendReport(report));
@@ -74,7 +81,10 @@ async function main(): Promise<void> {
     await labelImages(local, set, { cacheFile: path.join(dir, 'local.jsonl'), batchSize, progress: false });
     const localSec = (Date.now() - t) / 1000;
 
-    const srv = await startOracleServer({ oracle: new LocalOracle(model, { batchSize }), keys: ['bench'], log: false });
+    const srv = values.server === 'process'
+      ? await serverProcess(values['model-dir'] ?? (await savedCopy(model, dir)), values.backend!)
+      : await startOracleServer({ oracle: new LocalOracle(model, { batchSize }), keys: ['bench'], log: false });
+    let httpSec: number;
     try {
       const http = await HttpOracle.connect({
         url: srv.url,
@@ -85,34 +95,78 @@ async function main(): Promise<void> {
       await http.query(warm);
       t = Date.now();
       await labelImages(http, set, { cacheFile: path.join(dir, 'http.jsonl'), batchSize, progress: false });
-      const httpSec = (Date.now() - t) / 1000;
-      const localRate = set.n / localSec;
-      const httpRate = set.n / httpSec;
-      console.log(
-        JSON.stringify({
-          bench: 'labeling',
-          backend: report.backend,
-          model: values['model-dir'] ?? values.arch,
-          images: values.npd ? 'npd (Tiny ImageNet)' : 'random',
-          n: set.n,
-          batchSize,
-          concurrency: Number(values.concurrency),
-          imagesPerRequest: Number(values['per-request']),
-          localSeconds: +localSec.toFixed(2),
-          httpSeconds: +httpSec.toFixed(2),
-          localImagesPerSecond: +localRate.toFixed(1),
-          httpImagesPerSecond: +httpRate.toFixed(1),
-          httpOverLocal: +(httpRate / localRate).toFixed(3),
-          serverImagesCharged: srv.stats().images - warm.n,
-          numTensors: tf.memory().numTensors,
-        }),
-      );
+      httpSec = (Date.now() - t) / 1000;
     } finally {
       await srv.close();
     }
+    // After close: a server process reports its totals when it stops.
+    const charged = (await srv.stats()).images - warm.n;
+    const localRate = set.n / localSec;
+    const httpRate = set.n / httpSec;
+    console.log(
+      JSON.stringify({
+        bench: 'labeling',
+        backend: report.backend,
+        model: values['model-dir'] ?? values.arch,
+        images: values.npd ? 'npd (Tiny ImageNet)' : 'random',
+        n: set.n,
+        batchSize,
+        concurrency: Number(values.concurrency),
+        imagesPerRequest: Number(values['per-request']),
+        server: values.server,
+        localSeconds: +localSec.toFixed(2),
+        httpSeconds: +httpSec.toFixed(2),
+        localImagesPerSecond: +localRate.toFixed(1),
+        httpImagesPerSecond: +httpRate.toFixed(1),
+        httpOverLocal: +(httpRate / localRate).toFixed(3),
+        serverImagesCharged: charged,
+        numTensors: tf.memory().numTensors,
+      }),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The bench model saved where a server process can load it. */
+async function savedCopy(model: tf.LayersModel, dir: string): Promise<string> {
+  const out = path.join(dir, 'model');
+  await saveModel(model, out);
+  return out;
+}
+
+/**
+ * `npm run oracle:serve` as a child process on a free port; resolves once it prints its URL. The
+ * server prints its totals as one JSON line when it stops (SIGINT), which is what stats() returns
+ * after close().
+ */
+async function serverProcess(modelDir: string, backend: string): Promise<{ url: string; stats(): Promise<{ images: number }>; close(): Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, '..', 'scripts', 'serve-oracle.ts'),
+    '--model', modelDir, '--port', '0', '--key', 'bench', '--quiet', '--backend', backend], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`oracle server process exited with ${code} before listening:\n${out}`)));
+  });
+  let lastStats = { images: 0 };
+  return {
+    url,
+    async stats() {
+      return lastStats;
+    },
+    async close() {
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      child.kill('SIGINT');
+      await exited;
+      // On Ctrl-C the server prints its totals as one JSON line.
+      const line = out.split('\n').reverse().find((l) => l.startsWith('{'));
+      if (line) lastStats = JSON.parse(line) as { images: number };
+    },
+  };
 }
 
 main().catch((e) => {
