@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../io';
+import { foldBatchNorm } from '../models/fold';
 import { predictProbabilities } from '../preprocess';
 import type { ImageSet } from '../types';
 import { normalizeAnswerSpec, shapeAnswers, type AnswerTransform } from './answers';
@@ -19,6 +20,12 @@ export interface LocalOracleOptions {
   batchSize?: number;
   name?: string;
   classNames?: string[];
+  /**
+   * Answer from a copy with batch norm folded into the convolutions (src/models/fold.ts): same answers
+   * up to float rounding, fewer ops per image. Default true; the given model is never modified. The
+   * copy is made at the first query, so weights changed after that are not seen: make a new oracle.
+   */
+  fold?: boolean;
 }
 
 /**
@@ -30,6 +37,9 @@ export class LocalOracle implements Oracle {
   private readonly meter: QueryMeter;
   private readonly transforms: AnswerTransform[];
   private readonly batchSize: number;
+  private readonly fold: boolean;
+  private inference?: Promise<tf.LayersModel>;
+  private folded?: tf.LayersModel;
 
   constructor(readonly model: tf.LayersModel, opts: LocalOracleOptions = {}) {
     const inShape = model.inputs[0]?.shape;
@@ -46,6 +56,7 @@ export class LocalOracle implements Oracle {
     }
     this.batchSize = opts.batchSize ?? 256;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`LocalOracle: batchSize must be an integer >= 1, got ${opts.batchSize}`);
+    this.fold = opts.fold ?? true;
     this.meter = new QueryMeter({ budget: opts.budget, pricePer1000: opts.pricePer1000 });
     this.transforms = opts.transforms ?? [];
     this.info = {
@@ -78,7 +89,7 @@ export class LocalOracle implements Oracle {
     this.meter.reserve(batch.n);
     let answers: OracleAnswer[] = [];
     try {
-      const probs = await predictProbabilities(this.model, batch, this.batchSize);
+      const probs = await predictProbabilities(await this.inferenceModel(), batch, this.batchSize);
       answers = shapeAnswers(probs, this.info.numClasses, this.info.answer, this.transforms);
     } finally {
       this.meter.settle(batch.n, answers.length);
@@ -88,5 +99,21 @@ export class LocalOracle implements Oracle {
 
   stats(): OracleStats {
     return this.meter.stats();
+  }
+
+  /** Frees the folded copy (if one was made); the model passed in stays the caller's to dispose. */
+  dispose(): void {
+    this.folded?.dispose();
+    this.folded = undefined;
+    this.inference = undefined;
+  }
+
+  private inferenceModel(): Promise<tf.LayersModel> {
+    this.inference ??= (async () => {
+      if (!this.fold) return this.model;
+      this.folded = (await foldBatchNorm(this.model)) ?? undefined;
+      return this.folded ?? this.model;
+    })();
+    return this.inference;
   }
 }
