@@ -62,12 +62,12 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
     });
     // Honest users: the label the defended API returns for each test image.
     const honest = await make();
-    const answers = await honest.query({ ...test, labels: undefined });
+    const answers = await honest.query({ ...test, labels: undefined }).finally(() => honest.dispose());
     const oracleAccuracy = answers.filter((a, i) => a.label === test.labels![i]).length / test.n;
     const attacked = await make();
     const stolen = await labelImages(attacked, { ...npd, labels: undefined, soft: undefined }, {
       cacheFile: `${dir}/queries-${slug(d.name)}.jsonl`, name: `defence-${slug(d.name)}`, batchSize: run.config.query.batchSize,
-    });
+    }).finally(() => attacked.dispose());
     const data = stolenImageSet(npd, stolen, { verify: false });
     const fit = await fitCopycat(run, data, `${dir}/${slug(d.name)}`, {
       label: `copycat vs ${d.name}`, train: { ...(opts.epochs ? { epochs: opts.epochs } : {}), targets: data.soft ? 'soft' : 'hard' }, hooks: { log },

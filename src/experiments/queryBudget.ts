@@ -69,7 +69,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
     });
     const stolen = await labelImages(oracle, { ...images, labels: undefined, soft: undefined }, {
       cacheFile: `${dir}/queries-${mode}.jsonl`, name: `budget-${mode}`, batchSize: run.config.query.batchSize,
-    });
+    }).finally(() => oracle.dispose());
     const full = stolenImageSet(images, stolen, { verify: false });
     for (const b of budgets) {
       if (done.some((p) => p.mode === mode && p.queries === b)) continue;

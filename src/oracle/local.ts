@@ -40,6 +40,8 @@ export class LocalOracle implements Oracle {
   private readonly fold: boolean;
   private inference?: Promise<tf.LayersModel>;
   private folded?: tf.LayersModel;
+  /** Set by fromDir: the oracle loaded the model, so dispose() frees it too. */
+  private ownsModel = false;
 
   constructor(readonly model: tf.LayersModel, opts: LocalOracleOptions = {}) {
     const inShape = model.inputs[0]?.shape;
@@ -74,7 +76,9 @@ export class LocalOracle implements Oracle {
 
   /** Loads a model saved with saveModel (src/io.ts) and serves it. */
   static async fromDir(dir: string, opts: LocalOracleOptions = {}): Promise<LocalOracle> {
-    return new LocalOracle(await loadModel(dir), { name: dir, ...opts });
+    const oracle = new LocalOracle(await loadModel(dir), { name: dir, ...opts });
+    oracle.ownsModel = true;
+    return oracle;
   }
 
   async query(batch: ImageSet): Promise<OracleAnswer[]> {
@@ -101,8 +105,9 @@ export class LocalOracle implements Oracle {
     return this.meter.stats();
   }
 
-  /** Frees the folded copy (if one was made); the model passed in stays the caller's to dispose. */
+  /** Frees the folded copy and, for fromDir, the loaded model; a model passed in stays the caller's. */
   dispose(): void {
+    if (this.ownsModel) this.model.dispose();
     this.folded?.dispose();
     this.folded = undefined;
     this.inference = undefined;

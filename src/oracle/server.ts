@@ -341,6 +341,9 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));
         server.closeAllConnections();
+      }).finally(() => {
+        // An oracle the server loaded itself (modelDir) is the server's to free.
+        if (!opts.oracle && oracle instanceof LocalOracle) oracle.dispose();
       }),
   };
 }

@@ -52,12 +52,19 @@ export async function oracleForRun(run: Run): Promise<LocalOracle> {
  */
 export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void } = {}): Promise<StealSummary> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const oracle = opts.oracle ?? (await oracleForRun(run));
+  const own = opts.oracle ? undefined : await oracleForRun(run);
+  const oracle = opts.oracle ?? (own as LocalOracle);
   const npd = await npdForRun(run, log);
   const pd = await pdForRun(run);
   const common = { runDir: run.dir, batchSize: run.config.query.batchSize };
-  const npdSl = await buildNpdSl(oracle, npd, common);
-  const pdSl = await buildPdSl(oracle, pd, common);
+  let npdSl: Awaited<ReturnType<typeof buildNpdSl>>;
+  let pdSl: Awaited<ReturnType<typeof buildPdSl>>;
+  try {
+    npdSl = await buildNpdSl(oracle, npd, common);
+    pdSl = await buildPdSl(oracle, pd, common);
+  } finally {
+    own?.dispose();
+  }
   const sets: StealSummary['sets'] = {};
   for (const s of [npdSl.stolen, pdSl.stolen]) {
     sets[s.name] = {
@@ -85,16 +92,24 @@ export function readStealSummary(run: Run): StealSummary {
  * started on 127.0.0.1 and queried like a cloud API ('http'). `close()` stops the server.
  */
 export async function attackerOracle(run: Run, kind: 'local' | 'http' = 'local'): Promise<{ oracle: Oracle; url?: string; close: () => Promise<void> }> {
-  if (kind === 'local') return { oracle: await oracleForRun(run), close: async () => undefined };
+  if (kind === 'local') {
+    const local = await oracleForRun(run);
+    return { oracle: local, close: async () => local.dispose() };
+  }
   if (kind !== 'http') throw new Error(`attackerOracle: kind must be 'local' or 'http', got '${kind}'`);
   const q = run.config.query;
   const key = 'attacker-key';
-  const server = await startOracleServer({ oracle: await oracleForRun(run), keys: [key], log: false });
+  const served = await oracleForRun(run);
+  const server = await startOracleServer({ oracle: served, keys: [key], log: false });
+  const close = async (): Promise<void> => {
+    await server.close();
+    served.dispose();
+  };
   try {
     const oracle = await HttpOracle.connect({ url: server.url, apiKey: key, pricePer1000: q.pricePer1000, answer: q.mode });
-    return { oracle, url: server.url, close: () => server.close() };
+    return { oracle, url: server.url, close };
   } catch (e) {
-    await server.close();
+    await close();
     throw e;
   }
 }
