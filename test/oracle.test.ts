@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { argmaxRows, predictProbabilities } from '../src/preprocess';
 import { saveModel } from '../src/io';
+import { createModel } from '../src/models';
 import {
   formatAnswerSpec,
   gaussianNoiseTransform,
@@ -154,6 +155,25 @@ describe('oracle: LocalOracle', () => {
     assert.deepEqual(await o.query(set), await new LocalOracle(model).query(set));
     assert.equal(o.info.name, dir);
     await assert.rejects(LocalOracle.fromDir(path.join(dir, 'nope')), /does not exist/);
+  });
+
+  it('dispose frees the folded copy and a model loaded by fromDir, never a model passed in', async () => {
+    const dir = tmpDir('oracle-bn-model');
+    const model = createModel('resnet-8', { seed: 5, inputShape: [8, 8, 3] });
+    await saveModel(model, dir);
+    const set = randomImages(4);
+    const start = tf.memory().numTensors;
+    const loaded = await LocalOracle.fromDir(dir);
+    const answers = await loaded.query(set);
+    assert.ok(tf.memory().numTensors > start);
+    loaded.dispose();
+    assert.equal(tf.memory().numTensors, start, 'fromDir oracle left tensors behind');
+    const wrapped = new LocalOracle(model);
+    assert.deepEqual(await wrapped.query(set), answers, 'folded answers equal across instances');
+    wrapped.dispose();
+    assert.equal(tf.memory().numTensors, start, 'folded copy left tensors behind');
+    assert.deepEqual(await new LocalOracle(model, { fold: false }).query(set), answers, 'the caller\'s model still works and agrees unfolded');
+    model.dispose();
   });
 });
 
