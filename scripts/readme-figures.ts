@@ -1,10 +1,11 @@
 /**
  * `npx ts-node --transpile-only scripts/readme-figures.ts <run-dir> [out-dir]`: PNG figures of a finished
- * run for the README (label histogram, per-class F1, copycat confusion), rendered with Debian chromium.
+ * run for the README (label histogram, per-class F1, oracle training curves, copycat confusion), rendered
+ * with Debian chromium.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { confusionMatrixFigure, labelHistogramFigure, perClassBarsFigure, saveChartPng } from '../src/plots';
+import { confusionMatrixFigure, labelHistogramFigure, perClassBarsFigure, saveChartPng, trainingCurvesFigure } from '../src/plots';
 import { copycatDirName, CopycatResult } from '../src/steps/copycatStep';
 import { OracleResult } from '../src/steps/oracleStep';
 import { loadStolenLabels } from '../src/stolenLabels';
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
     ], CIFAR10_CLASSES, { title: `${profile} profile: F1 per class on the CIFAR-10 test set`, yTitle: 'F1' }),
     path.join(out, `${profile}_per_class_f1.png`), { width: 900, height: 420 }),
   ];
+  results.push(await saveChartPng(trainingCurvesFigure(oracle.history, `${profile} profile: oracle ${oracle.architecture} training`, 'test'),
+    path.join(out, `${profile}_oracle_training.png`), { width: 900, height: 380 }));
   if (copies[0]) {
     results.push(await saveChartPng(confusionMatrixFigure(copies[0].metrics.confusion, CIFAR10_CLASSES, { title: `${profile} profile: Copycat ${copies[0].set} confusion (row-normalised)`, normalize: true }),
       path.join(out, `${profile}_copycat_npd_confusion.png`), { width: 640, height: 560 }));
