@@ -1,7 +1,6 @@
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
-import { nativeAddonPath, runChild } from './nativeChild';
+import { childResult, runChild, skipUnlessNative } from './nativeChild';
 import {
   assertTrainingBackend,
   BackendName,
@@ -203,13 +202,7 @@ describe('native backend (tfjs-node built by setup:tensorflow)', function () {
   this.timeout(120_000);
 
   it('auto picks native and its conv2d forward/backward match the cpu backend', async function () {
-    const addon = nativeAddonPath();
-    if (!addon || !fs.existsSync(addon)) {
-      const reason = `no tfjs-node addon at ${addon ?? '(tfjs-node not installed)'}; run npm run setup:tensorflow`;
-      if (process.env.COPYCAT_REQUIRE_NATIVE === '1') assert.fail(`COPYCAT_REQUIRE_NATIVE=1 but ${reason}`);
-      console.log(`      SKIPPED native test: ${reason}`);
-      this.skip();
-    }
+    skipUnlessNative(this);
     const r = runChild(
       `const b = require('./src/backend');
        const tf = require('@tensorflow/tfjs');
@@ -220,16 +213,14 @@ describe('native backend (tfjs-node built by setup:tensorflow)', function () {
        })().catch((e) => console.log('@@' + JSON.stringify({ error: e.message })));`,
       { COPYCAT_BACKEND: 'auto' },
     );
-    const line = r.stdout.split('\n').find((l) => l.startsWith('@@'));
-    assert.ok(line, `child printed no result:\n${r.stdout}\n${r.stderr}`);
-    const got = JSON.parse(line.slice(2)) as {
+    const got = childResult<{
       error?: string;
       report: { backend: string; tfBackend: string; native?: { tensorflowVersion?: string } };
       line: string;
       y: number[];
       dx: number[];
       dw: number[];
-    };
+    }>(r);
     assert.equal(got.error, undefined);
     assert.ok(['tensorflow', 'tensorflow-gpu'].includes(got.report.backend), got.line);
     assert.equal(got.report.tfBackend, 'tensorflow');

@@ -1,8 +1,7 @@
 import { strict as assert } from 'assert';
-import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { FastBatchNorm } from '../src/models/fastBatchNorm';
-import { childResult, nativeAddonPath, runChild } from './nativeChild';
+import { childResult, runChild, skipUnlessNative } from './nativeChild';
 
 /** Deterministic inputs, written once as source so parent (cpu) and child (native) build the same ones. */
 const CASE = String.raw`
@@ -127,13 +126,7 @@ describe('FastBatchNorm and the native gradients', function () {
   });
 
   it('native backend: fused batch-norm ops and ReluGrad give the cpu backend\'s outputs, gradients and statistics', function () {
-    const addon = nativeAddonPath();
-    if (!addon || !fs.existsSync(addon)) {
-      const reason = `no tfjs-node addon at ${addon ?? '(tfjs-node not installed)'}; run npm run setup:tensorflow`;
-      if (process.env.COPYCAT_REQUIRE_NATIVE === '1') assert.fail(`COPYCAT_REQUIRE_NATIVE=1 but ${reason}`);
-      console.log(`      SKIPPED native test: ${reason}`);
-      this.skip();
-    }
+    skipUnlessNative(this);
     const r = runChild(
       `const b = require('./src/backend');
        const tf = require('@tensorflow/tfjs');

@@ -1,4 +1,6 @@
+import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 
 /**
@@ -33,4 +35,17 @@ export function childResult<T>(r: { stdout: string; stderr: string }): T {
   const line = r.stdout.split('\n').find((l) => l.startsWith('@@'));
   if (!line) throw new Error(`child printed no result:\n${r.stdout}\n${r.stderr}`);
   return JSON.parse(line.slice(2)) as T;
+}
+
+/**
+ * Skips the calling test (with the reason printed) when the tfjs-node addon is not built; under
+ * COPYCAT_REQUIRE_NATIVE=1 (CI) that is a failure instead.
+ */
+export function skipUnlessNative(test: Mocha.Context): void {
+  const addon = nativeAddonPath();
+  if (addon && fs.existsSync(addon)) return;
+  const reason = `no tfjs-node addon at ${addon ?? '(tfjs-node not installed)'}; run npm run setup:tensorflow`;
+  if (process.env.COPYCAT_REQUIRE_NATIVE === '1') assert.fail(`COPYCAT_REQUIRE_NATIVE=1 but ${reason}`);
+  console.log(`      SKIPPED native test: ${reason}`);
+  test.skip();
 }
