@@ -66,13 +66,15 @@ EOF
 # race on the kernelspec file: set-up happens under an exclusive lock (flock, util-linux), and the
 # kernelspec is written to a per-process temp file then renamed.
 mkdir -p "$JDIR"
-if command -v flock >/dev/null; then
+have_flock=false
+if command -v flock >/dev/null; then have_flock=true; fi
+if $have_flock; then
   exec 9>"$JDIR/.setup.lock"
   flock 9
 fi
 ensure_venv
 write_kernelspec
-if command -v flock >/dev/null; then exec 9>&-; fi
+if $have_flock; then exec 9>&-; fi
 
 export JUPYTER_PATH="$JDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 export JUPYTER_DATA_DIR="$JDIR/data"
