@@ -92,8 +92,16 @@ function writeJson(file: string, value: unknown): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
+/**
+ * Cache key of a compiled addon. It includes a digest of the binding sources because
+ * patches/@tensorflow+tfjs-node+4.22.0.patch changes them: a build of the unpatched sources must not be
+ * reused.
+ */
 function addonKey(pkg: TfjsNodePackage): string {
-  return `${pkg.name.replace('@tensorflow/', '')}-${pkg.version}/napi-v${pkg.napiVersion}`;
+  const h = crypto.createHash('sha256');
+  const dir = path.join(pkg.dir, 'binding');
+  for (const f of fs.readdirSync(dir).sort()) h.update(f).update(fs.readFileSync(path.join(dir, f)));
+  return `${pkg.name.replace('@tensorflow/', '')}-${pkg.version}/napi-v${pkg.napiVersion}-src-${h.digest('hex').slice(0, 12)}`;
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -104,6 +112,7 @@ async function sha256File(file: string): Promise<string> {
 
 function describe(v: VerifyResult): string {
   return `backend=${v.backend} libtensorflow=${v.tfVersion} tfjs-node=${v.tfjsNode} gpu=${v.gpu}` +
+    (v.fusedConv !== undefined ? ` fused-conv=${v.fusedConv ? 'yes' : `no (${v.fusedConvError})`}` : '') +
     (v.losses ? ` tiny-net loss ${v.losses[0].toFixed(3)} -> ${v.losses[v.losses.length - 1].toFixed(3)}` : '') +
     (v.loadSeconds !== undefined ? ` (load ${v.loadSeconds.toFixed(1)} s)` : '');
 }
@@ -166,12 +175,16 @@ export async function setupTensorflow(opts: SetupOptions): Promise<void> {
   if (opts.check || (!opts.force && !opts.wheel)) {
     if (fs.existsSync(pkg.bindingPath)) {
       const v = verifyAddon(root, 'quick', pkg.name);
-      if (v.ok) {
+      if (v.ok && (v.fusedConv || opts.check)) {
         log(`already working: ${describe(v)}; nothing to do (--force rebuilds) [${((Date.now() - started) / 1000).toFixed(1)} s]`);
         return;
       }
-      if (opts.check) throw new Error(`installed addon does not work: ${v.error}`);
-      log(`installed addon does not work (${v.error?.split('\n')[0]}); repairing`);
+      if (v.ok) {
+        log(`installed addon works but predates the binding patch (list attributes: ${v.fusedConvError}); rebuilding`);
+      } else {
+        if (opts.check) throw new Error(`installed addon does not work: ${v.error}`);
+        log(`installed addon does not work (${v.error?.split('\n')[0]}); repairing`);
+      }
     } else if (opts.check) {
       throw new Error(`no addon at ${pkg.bindingPath}: run npm run setup:tensorflow`);
     }

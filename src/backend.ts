@@ -5,6 +5,7 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
+import { installNativeFusedConv } from './nativeFusedConv';
 import { installNativeGradients } from './nativeGradients';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -280,7 +281,10 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   const allowPureJs = opts.allowPureJs === true || pureJsAllowedByEnv();
   const report = await runLadder(choice, requestedBy, DEFAULT_LOADERS, allowPureJs);
   lastReport = report;
-  if (report.tfBackend === 'tensorflow') installNativeGradients();
+  if (report.tfBackend === 'tensorflow') {
+    installNativeGradients();
+    installNativeFusedConv();
+  }
   if (report.backend === 'cpu' && !opts.quiet) showPureJsBanner(report);
   return report;
 }
