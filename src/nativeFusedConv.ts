@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
  * pass; patches/@tensorflow+tfjs-node+4.22.0.patch adds them, and `npm run setup:tensorflow` compiles
  * the patched binding. An addon built from unpatched sources fails the probe below and keeps the stock
  * kernel. Only the forward kernel changes: tfjs-core's gradient of fused.conv2d uses the op's output and
- * is unaffected.
+ * is unaffected. COPYCAT_FUSED_CONV=0 keeps the stock kernel.
  */
 interface NativeBinding {
   TF_ATTR_TYPE: number;
@@ -78,6 +78,11 @@ function probe(be: NativeBackend): boolean {
  */
 export function installNativeFusedConv(): boolean {
   if (installed !== undefined) return installed;
+  if (process.env.COPYCAT_FUSED_CONV === '0') {
+    // Opt-out for A/B benchmarks (and a way around a TensorFlow build that misbehaves).
+    installed = false;
+    return installed;
+  }
   const be = tf.findBackend('tensorflow') as unknown as Partial<NativeBackend> | null;
   const stock = tf.getKernel('FusedConv2D', 'tensorflow');
   if (!be || typeof be.executeSingleOutput !== 'function' || !be.binding || !stock || !probe(be as NativeBackend)) {
