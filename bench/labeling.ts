@@ -5,7 +5,7 @@
  *
  *   npx ts-node --transpile-only bench/labeling.ts [--n 80000] [--batch 256] [--arch vgg-small]
  *       [--model-dir <dir>] [--backend auto|tensorflow|wasm|cpu] [--concurrency 4] [--per-request 64]
- *       [--server inline|process]
+ *       [--server inline|process] [--local-only]
  *
  * Images: random uint8, or with --npd the real Tiny ImageNet NPD images. Inference cost does not
  * depend on pixel values; PNG uploads of noise are ~3x larger than of natural 32x32 images, so the HTTP
@@ -28,6 +28,7 @@ import { HttpOracle } from '../src/oracle/client';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer } from '../src/oracle/server';
 import { labelImages } from '../src/stolenLabels';
+import { nativeFusedConvActive } from '../src/nativeFusedConv';
 import { loadNpd } from '../src/data/npd';
 import type { ImageSet } from '../src/types';
 
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       'per-request': { type: 'string', default: '64' },
       npd: { type: 'boolean', default: false },
       server: { type: 'string', default: 'inline' },
+      'local-only': { type: 'boolean', default: false },
     },
   });
   const n = positive(values.n, '--n');
@@ -81,6 +83,10 @@ async function main(): Promise<void> {
     await labelImages(local, set, { cacheFile: path.join(dir, 'local.jsonl'), batchSize, progress: false });
     const localSec = (Date.now() - t) / 1000;
 
+    if (values['local-only']) {
+      console.log(JSON.stringify({ bench: 'labeling', backend: report.backend, model: values['model-dir'] ?? values.arch, n: set.n, batchSize, localSeconds: +localSec.toFixed(2), localImagesPerSecond: +(set.n / localSec).toFixed(1), fusedConv: nativeFusedConvActive() }));
+      return;
+    }
     const srv = values.server === 'process'
       ? await serverProcess(values['model-dir'] ?? (await savedCopy(model, dir)), values.backend!)
       : await startOracleServer({ oracle: new LocalOracle(model, { batchSize }), keys: ['bench'], log: false });
