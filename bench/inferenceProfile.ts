@@ -1,0 +1,60 @@
+/**
+ * Where inference time goes: per-kernel times (tf.profile) of one batch through a saved model with batch
+ * norm folded (what LocalOracle runs), then wall throughput at a few batch sizes. Run it with
+ * COPYCAT_FUSED_CONV=0 and =1 to compare tfjs-node's three-op conv + bias + ReLU with _FusedConv2D.
+ *
+ *   npm run bench:inference -- --model-dir data/runs/full-1/oracle/model [--batch 256] [--repeats 8]
+ *
+ * Nested kernels are listed too (the stock FusedConv2D kernel calls Add and Relu), so the per-kernel
+ * times do not add up to the wall time.
+ */
+import { parseArgs } from 'util';
+import * as tf from '@tensorflow/tfjs';
+import { formatBackendReport, initBackend } from '../src/backend';
+import { loadModel } from '../src/io';
+import { foldBatchNorm } from '../src/models/fold';
+import { nativeFusedConvActive } from '../src/nativeFusedConv';
+import { batchTensor, range } from '../src/preprocess';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { 'model-dir': { type: 'string' }, batch: { type: 'string', default: '256' }, repeats: { type: 'string', default: '8' } },
+  });
+  if (!values['model-dir']) throw new Error('--model-dir <dir with model.json> is required');
+  const batch = Number(values.batch);
+  const repeats = Number(values.repeats);
+  console.error(formatBackendReport(await initBackend()));
+  const model = await loadModel(values['model-dir']);
+  const folded = (await foldBatchNorm(model)) ?? model;
+  const [, h, w] = model.inputs[0].shape as number[];
+  const sizes = [...new Set([batch, 2 * batch, 4 * batch])];
+  const n = Math.max(...sizes);
+  // Inference cost does not depend on pixel values; a fixed pattern keeps runs comparable.
+  const set = { images: Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * 2654435761) % 251), height: h, width: w, n };
+  const x = batchTensor(set, range(0, batch));
+  for (let i = 0; i < 3; i++) tf.tidy(() => (folded.predict(x) as tf.Tensor).dataSync());
+  const prof = await tf.profile(() => tf.tidy(() => (folded.predict(x) as tf.Tensor).dataSync()));
+  const byKernel = new Map<string, number>();
+  for (const k of prof.kernels) {
+    const ms = (await (k.kernelTimeMs as unknown as Promise<number | { error: string }>));
+    if (typeof ms === 'number') byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + ms);
+  }
+  x.dispose();
+  const throughput: Record<string, number> = {};
+  for (const bs of sizes) {
+    const xb = batchTensor(set, range(0, bs));
+    const t = process.hrtime.bigint();
+    for (let r = 0; r < repeats; r++) tf.tidy(() => (folded.predict(xb) as tf.Tensor).dataSync());
+    throughput[`batch${bs}`] = +((repeats * bs) / (Number(process.hrtime.bigint() - t) / 1e9)).toFixed(1);
+    xb.dispose();
+  }
+  const kernelsMs = Object.fromEntries([...byKernel.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +v.toFixed(1)]));
+  console.log(JSON.stringify({ bench: 'inference', model: values['model-dir'], folded: folded !== model, fusedConv: nativeFusedConvActive(), batch, kernelsMs, imagesPerSecond: throughput }));
+  if (folded !== model) folded.dispose();
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
