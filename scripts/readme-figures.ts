@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { confusionMatrixFigure, labelHistogramFigure, perClassBarsFigure, saveChartPng, trainingCurvesFigure } from '../src/plots';
 import { copycatDirName, CopycatResult } from '../src/steps/copycatStep';
-import { OracleResult } from '../src/steps/oracleStep';
+import { curveTestLabel, OracleResult } from '../src/steps/oracleStep';
 import { loadStolenLabels } from '../src/stolenLabels';
 import { readJson } from '../src/run';
 import { COPYCAT_SETS } from '../src/config';
@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   if (!runArg) throw new Error('usage: scripts/readme-figures.ts <run-dir> [out-dir]');
   const run = path.resolve(runArg);
   const out = path.resolve(outArg ?? 'docs/figures');
-  const profile = readJson<{ profile: string }>(path.join(run, 'config.json'), 'run config').profile;
+  const config = readJson<{ profile: string; data: { curveTestImages?: number | null; testImages: number | null } }>(path.join(run, 'config.json'), 'run config');
+  const profile = config.profile;
+  const curveName = curveTestLabel({ curveTestImages: null, ...config.data });
   const oracle = readJson<OracleResult>(path.join(run, 'oracle', 'result.json'), 'oracle result');
   const copies = COPYCAT_SETS.map((s) => path.join(run, 'copycats', copycatDirName(s), 'result.json'))
     .filter((f) => fs.existsSync(f)).map((f) => readJson<CopycatResult>(f, f));
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
     ], CIFAR10_CLASSES, { title: `${profile} profile: F1 per class on the CIFAR-10 test set`, yTitle: 'F1' }),
     path.join(out, `${profile}_per_class_f1.png`), { width: 900, height: 420 }),
   ];
-  results.push(await saveChartPng(trainingCurvesFigure(oracle.history, `${profile} profile: oracle ${oracle.architecture} training`, 'test'),
+  results.push(await saveChartPng(trainingCurvesFigure(oracle.history, `${profile} profile: oracle ${oracle.architecture} training`, curveName),
     path.join(out, `${profile}_oracle_training.png`), { width: 900, height: 380 }));
   if (copies[0]) {
     results.push(await saveChartPng(confusionMatrixFigure(copies[0].metrics.confusion, CIFAR10_CLASSES, { title: `${profile} profile: Copycat ${copies[0].set} confusion (row-normalised)`, normalize: true }),

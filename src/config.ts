@@ -15,6 +15,11 @@ export interface ExperimentConfig {
     oracleTrainImages: number | null;
     /** CIFAR-10 test images used for every evaluation (null = all 10,000). */
     testImages: number | null;
+    /**
+     * Test images scored after every training epoch, for the learning curves only (a seeded subset of
+     * the test images above; null = all of them). Final scores always use all the test images.
+     */
+    curveTestImages: number | null;
     /** NPD images queried (null = all the source has: 80,000 for the Tiny ImageNet mirror). */
     npdImages: number | null;
     /** Problem-domain images (CIFAR-10 train, ground truth discarded) queried for PD-SL. */
@@ -54,7 +59,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // Seconds: proves every step runs end to end (CI), with the default architecture. Numbers are not meaningful.
   smoke: {
     profile: 'smoke', seed: 1,
-    data: { oracleTrainImages: 1000, testImages: 500, npdImages: 1000, pdImages: 500, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: 1000, testImages: 500, curveTestImages: null, npdImages: 1000, pdImages: 500, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 2, 0.5) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 2, 0.5), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -63,7 +68,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // copies, from the full profile's recipe on less data and fewer epochs.
   quick: {
     profile: 'quick', seed: 1,
-    data: { oracleTrainImages: 20000, testImages: 10000, npdImages: 15000, pdImages: 5000, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: 20000, testImages: 10000, curveTestImages: 2000, npdImages: 15000, pdImages: 5000, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 4, 1) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 3, 0.5), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -73,7 +78,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // epoch on the 80k NPD images about 3.
   full: {
     profile: 'full', seed: 1,
-    data: { oracleTrainImages: null, testImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 26) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 12), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },

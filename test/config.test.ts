@@ -6,6 +6,7 @@ import { deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/steps/subset';
+import { curveTestLabel, curveTestSet } from '../src/steps/oracleStep';
 import { ImageSet } from '../src/types';
 
 describe('experiment config', () => {
@@ -86,6 +87,17 @@ describe('image subsets', () => {
     assert.equal(subsetImages(set, null, 1), set);
     assert.equal(subsetImages(set, 99, 1), set);
     assert.throws(() => subsetImages(set, 0, 1), /positive integer/);
+  });
+
+  it('learning curves use the configured test subset and say so; final scores keep the whole test set', () => {
+    const run = (curveTestImages: number | null) => ({ config: { ...PROFILES.quick, seed: 1, data: { ...PROFILES.quick.data, curveTestImages } } }) as Parameters<typeof curveTestSet>[0];
+    const sub = curveTestSet(run(4), set);
+    assert.equal(sub.n, 4);
+    for (let i = 0; i < sub.n; i++) assert.equal(sub.images[i * 12], sub.labels![i], 'pixels and labels stay together');
+    assert.equal(curveTestSet(run(null), set), set);
+    assert.equal(curveTestLabel(PROFILES.quick.data), 'test (2000-image subset)');
+    assert.equal(curveTestLabel(PROFILES.full.data), 'test');
+    assert.equal(curveTestLabel({ curveTestImages: 500, testImages: 500 }), 'test');
   });
 
   it('pickImages keeps the requested order', () => {

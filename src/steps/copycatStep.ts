@@ -10,7 +10,7 @@ import { concatImageSets, loadStolenLabels, stolenImageSet } from '../stolenLabe
 import { EpochRecord, train, TrainConfig } from '../train';
 import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
-import { cifarForRun, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
+import { cifarForRun, curveTestSet, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
 import { npdForRun, pdForRun } from './stealStep';
 import { trainingProgress } from './trainingProgress';
 
@@ -77,7 +77,7 @@ export async function fitCopycat(
     const result = await train(model, data, { seed: run.config.seed, ...cfg.train, ...opts.train }, {
       checkpointDir: path.join(dir, 'checkpoints'),
       // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
-      val: test,
+      val: curveTestSet(run, test),
       onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
