@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { NativeBackend, registeredNativeBackend } from './nativeOps';
 
 /**
  * Conv2D + bias + ReLU as ONE TensorFlow op (_FusedConv2D) on the native backend.
@@ -12,17 +13,6 @@ import * as tf from '@tensorflow/tfjs';
  * kernel. Only the forward kernel changes: tfjs-core's gradient of fused.conv2d uses the op's output and
  * is unaffected. COPYCAT_FUSED_CONV=0 keeps the stock kernel.
  */
-interface NativeBinding {
-  TF_ATTR_TYPE: number;
-  TF_ATTR_INT: number;
-  TF_ATTR_STRING: number;
-  TF_FLOAT: number;
-}
-interface NativeBackend {
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.Tensor;
-  binding: NativeBinding;
-}
-
 interface FusedConvAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | unknown;
@@ -83,13 +73,12 @@ export function installNativeFusedConv(): boolean {
     installed = false;
     return installed;
   }
-  const be = tf.findBackend('tensorflow') as unknown as Partial<NativeBackend> | null;
+  const native = registeredNativeBackend();
   const stock = tf.getKernel('FusedConv2D', 'tensorflow');
-  if (!be || typeof be.executeSingleOutput !== 'function' || !be.binding || !stock || !probe(be as NativeBackend)) {
+  if (!native || !stock || !probe(native)) {
     installed = false;
     return installed;
   }
-  const native = be as NativeBackend;
   tf.unregisterKernel('FusedConv2D', 'tensorflow');
   tf.registerKernel({
     ...stock,

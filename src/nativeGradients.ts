@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { activeNativeBackend } from './nativeOps';
 
 /**
  * Faster gradients for the native (libtensorflow) backend.
@@ -10,22 +11,11 @@ import * as tf from '@tensorflow/tfjs';
  * run directly. The override is mathematically the same gradient; on any other backend the gradient
  * falls back to tfjs-core's own formula at call time, so switching backends later stays correct.
  */
-interface NativeBackend {
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.Tensor;
-  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
-}
-
 let installed = false;
-
-function nativeBackend(): NativeBackend | null {
-  if (tf.getBackend() !== 'tensorflow') return null;
-  const be = tf.backend() as unknown as Partial<NativeBackend>;
-  return typeof be.executeSingleOutput === 'function' && be.binding ? (be as NativeBackend) : null;
-}
 
 /** dL/dx of relu(x) given dL/dy, on whichever backend is active. */
 export function reluGrad(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
-  const be = nativeBackend();
+  const be = activeNativeBackend();
   if (be && dy.dtype === 'float32' && x.dtype === 'float32') {
     return be.executeSingleOutput('ReluGrad', [{ name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT }], [dy, x]);
   }
@@ -60,11 +50,9 @@ export function nativeBatchNormTraining(
   beta: tf.Tensor1D,
   epsilon: number,
 ): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } | null {
-  const be = nativeBackend() as (NativeBackend & {
-    executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.Tensor[], n: number): tf.Tensor[];
-    binding: NativeBackend['binding'] & { TF_ATTR_FLOAT: number; TF_ATTR_STRING: number; TF_ATTR_BOOL: number };
-  }) | null;
+  const be = activeNativeBackend();
   if (!be || typeof be.executeMultipleOutputs !== 'function' || x.rank !== 4 || x.dtype !== 'float32') return null;
+  const run = be.executeMultipleOutputs.bind(be);
   const b = be.binding;
   const attrs = [
     { name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT },
@@ -77,7 +65,7 @@ export function nativeBatchNormTraining(
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xIn, g, o] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
-    const [y, bm, bv, r1, r2] = be.executeMultipleOutputs('FusedBatchNorm', attrs, [xIn, g, o, tf.tensor1d([]), tf.tensor1d([])], 5);
+    const [y, bm, bv, r1, r2] = run('FusedBatchNorm', attrs, [xIn, g, o, tf.tensor1d([]), tf.tensor1d([])], 5);
     mean = tf.keep(bm) as tf.Tensor1D;
     variance = tf.keep(bv) as tf.Tensor1D;
     save([xIn, g, r1, r2]);
@@ -85,7 +73,7 @@ export function nativeBatchNormTraining(
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sg, s1, s2] = saved;
-        const [dx, dg, db] = be.executeMultipleOutputs('FusedBatchNormGrad', attrs, [dy, sx, sg, s1, s2], 5);
+        const [dx, dg, db] = run('FusedBatchNormGrad', attrs, [dy, sx, sg, s1, s2], 5);
         return [dx, dg, db];
       },
     };
