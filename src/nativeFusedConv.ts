@@ -49,16 +49,22 @@ function canFuse(x: tf.Tensor, filter: tf.Tensor, bias: tf.Tensor | undefined, p
     x.dtype === 'float32' && filter.dtype === 'float32' && bias.dtype === 'float32' && bias.rank === 1 && bias.shape[0] === filter.shape[3];
 }
 
-/** Runs the op once on a 3x3 image whose answer is known; false when the addon lacks list attributes. */
-function probe(be: NativeBackend): boolean {
+/**
+ * Runs _FusedConv2D once on a 3x3 image whose answer is known. Not ok when the native backend is missing
+ * or its addon lacks list attributes (built from the unpatched binding); `npm run setup:tensorflow`
+ * uses this to decide whether an installed addon must be rebuilt.
+ */
+export function probeFusedConv(be: NativeBackend | null = registeredNativeBackend()): { ok: boolean; error?: string } {
+  if (!be) return { ok: false, error: 'no native tensorflow backend registered' };
   try {
     const y = tf.tidy(() => fusedConvNative(be, tf.tensor4d([1, -2, 3, 4, -5, 6, 7, 8, -9], [1, 3, 3, 1]), tf.ones([2, 2, 1, 2]), tf.tensor1d([0.5, -20]),
       { strides: 1, pad: 'valid', dataFormat: 'NHWC', dilations: 1, activation: 'relu' }));
-    const got = Array.from(y.dataSync());
+    const got = Array.from(y.dataSync()).join(',');
     y.dispose();
-    return got.join(',') === '0,0,2.5,0,14.5,0,0.5,0';
-  } catch {
-    return false;
+    const want = '0,0,2.5,0,14.5,0,0.5,0';
+    return got === want ? { ok: true } : { ok: false, error: `_FusedConv2D gave ${got}, expected ${want}` };
+  } catch (e) {
+    return { ok: false, error: String((e as Error)?.message ?? e).split('\n')[0] };
   }
 }
 
@@ -75,7 +81,7 @@ export function installNativeFusedConv(): boolean {
   }
   const native = registeredNativeBackend();
   const stock = tf.getKernel('FusedConv2D', 'tensorflow');
-  if (!native || !stock || !probe(native)) {
+  if (!native || !stock || !probeFusedConv(native).ok) {
     installed = false;
     return installed;
   }

@@ -15,8 +15,8 @@ export interface VerifyResult {
   losses?: number[];
   loadSeconds?: number;
   /**
-   * Whether the addon takes list attributes (patched binding), checked by running TensorFlow's
-   * _FusedConv2D against conv2d + bias + relu. False: an addon built from unpatched sources.
+   * Whether the addon takes list attributes (patched binding), checked by probeFusedConv() of
+   * src/nativeFusedConv.ts. False: an addon built from unpatched sources.
    */
   fusedConv?: boolean;
   fusedConvError?: string;
@@ -39,21 +39,11 @@ try {
   const a = tf.tensor2d([[1, 2], [3, 4]]);
   const p = Array.from(tf.matMul(a, a).dataSync());
   if (p.join(',') !== '7,10,15,22') throw new Error('matMul [[1,2],[3,4]]^2 gave ' + p + ', expected 7,10,15,22');
-  try {
-    const b = be.binding;
-    const x = tf.tensor4d([1, -2, 3, 4, -5, 6, 7, 8, -9], [1, 3, 3, 1]), f = tf.ones([2, 2, 1, 2]), bias = tf.tensor1d([0.5, -20]);
-    const y = be.executeSingleOutput('_FusedConv2D', [
-      { name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT }, { name: 'TArgs', type: b.TF_ATTR_TYPE, value: [b.TF_FLOAT] },
-      { name: 'num_args', type: b.TF_ATTR_INT, value: 1 }, { name: 'strides', type: b.TF_ATTR_INT, value: [1, 1, 1, 1] },
-      { name: 'padding', type: b.TF_ATTR_STRING, value: 'VALID' }, { name: 'fused_ops', type: b.TF_ATTR_STRING, value: ['BiasAdd', 'Relu'] },
-    ], [x, f, bias]);
-    const got = Array.from(y.dataSync()).join(','), want = '0,0,2.5,0,14.5,0,0.5,0';
-    out.fusedConv = got === want;
-    if (!out.fusedConv) out.fusedConvError = '_FusedConv2D gave ' + got + ', expected ' + want;
-  } catch (e) {
-    out.fusedConv = false;
-    out.fusedConvError = String(e && e.message || e).split('\n')[0];
-  }
+  // The kit's own probe (src/nativeFusedConv.ts), loaded through ts-node like the rest of the kit.
+  require(require.resolve('ts-node', { paths: [process.env.V_DIR] })).register({ transpileOnly: true, project: process.env.V_DIR + '/tsconfig.json' });
+  const probe = require(process.env.V_DIR + '/src/nativeFusedConv').probeFusedConv();
+  out.fusedConv = probe.ok;
+  if (!probe.ok) out.fusedConvError = probe.error;
   if (process.env.V_MODE === 'full') {
     // Learnable toy task: is the left half of an 8x8 image brighter than the right half?
     const n = 64, xs = new Float32Array(n * 64), ys = new Float32Array(n * 2);
