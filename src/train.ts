@@ -80,6 +80,8 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
   const pad = c.augmentation.pad ?? 4;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
+  const cutout = c.augmentation.cutout ?? 0;
+  if (!Number.isInteger(cutout) || cutout < 0) throw new Error(`TrainConfig.augmentation.cutout must be a non-negative integer (square side in pixels), got ${cutout}`);
   validateSchedule(c.schedule, 'TrainConfig.schedule');
   return c;
 }

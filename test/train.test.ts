@@ -337,4 +337,22 @@ describe('train helpers', () => {
     const none = augmentBatch(set, [0], { crop: false, flip: false }, () => 0);
     assert.deepEqual(none, img);
   });
+
+  it('cuts out a grey square, clipped at the border, only when asked', () => {
+    const set = { images: new Uint8Array(4 * 4 * 3).fill(7), height: 4, width: 4 };
+    // rng 0.6 -> centre (2, 2); side 2 -> rows/cols 1..2.
+    const cut = augmentBatch(set, [0], { crop: false, flip: false, cutout: 2 }, () => 0.6);
+    const grey = (y: number, x: number) => cut[(y * 4 + x) * 3] === 128 && cut[(y * 4 + x) * 3 + 2] === 128;
+    const greyPixels = [];
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) if (grey(y, x)) greyPixels.push([y, x]);
+    assert.deepEqual(greyPixels, [[1, 1], [1, 2], [2, 1], [2, 2]]);
+    // rng 0 -> centre (0, 0); side 3 -> rows/cols -1..1, clipped to 0..1.
+    const corner = augmentBatch(set, [0], { crop: false, flip: false, cutout: 3 }, () => 0);
+    assert.equal(corner.filter((v) => v === 128).length, 4 * 3);
+    // Without cutout no extra random draws: the same stream gives the same crops as before.
+    let calls = 0;
+    augmentBatch(set, [0], { crop: true, flip: true, pad: 1 }, () => (calls++, 0.3));
+    assert.equal(calls, 3);
+    assert.throws(() => resolveTrainConfig({ augmentation: { crop: true, flip: true, cutout: -1 } }), /augmentation\.cutout/);
+  });
 });

@@ -7,6 +7,12 @@ export interface AugmentationConfig {
   flip: boolean;
   /** Padding for the random crop; default 4 (the standard CIFAR recipe). */
   pad?: number;
+  /**
+   * Side of a square set to mid-grey (128) at a uniformly random centre, after crop and flip; the square
+   * may stick out of the image (DeVries & Taylor 2017, "cutout"). 0 or absent = off. A regulariser for
+   * copycats, whose stolen set is fixed: it cannot ask the oracle about more images.
+   */
+  cutout?: number;
 }
 
 /**
@@ -33,21 +39,37 @@ export function augmentBatch(
     const flip = cfg.flip && rng() < 0.5;
     if (!dy && !dx && !flip) {
       out.set(set.images.subarray(src, src + img), dst);
-      continue;
+    } else {
+      copyShifted(set.images, src, out, dst, h, w, dy, dx, flip);
     }
-    for (let y = 0; y < h; y++) {
-      const sy = y + dy;
-      if (sy < 0 || sy >= h) continue; // stays zero: the padding
-      for (let x = 0; x < w; x++) {
-        const sx = (flip ? w - 1 - x : x) + dx;
-        if (sx < 0 || sx >= w) continue;
-        const s = src + (sy * w + sx) * 3;
-        const d = dst + (y * w + x) * 3;
-        out[d] = set.images[s];
-        out[d + 1] = set.images[s + 1];
-        out[d + 2] = set.images[s + 2];
-      }
+    if (cfg.cutout) {
+      // Draws happen only when cutout is on, so runs without it keep their exact random streams.
+      const cy = Math.floor(rng() * h);
+      const cx = Math.floor(rng() * w);
+      const half = Math.floor(cfg.cutout / 2);
+      const y0 = Math.max(0, cy - half), y1 = Math.min(h, cy - half + cfg.cutout);
+      const x0 = Math.max(0, cx - half), x1 = Math.min(w, cx - half + cfg.cutout);
+      for (let y = y0; y < y1; y++) out.fill(128, dst + (y * w + x0) * 3, dst + (y * w + x1) * 3);
     }
   }
   return out;
+}
+
+function copyShifted(
+  images: Uint8Array, src: number, out: Uint8Array, dst: number,
+  h: number, w: number, dy: number, dx: number, flip: boolean,
+): void {
+  for (let y = 0; y < h; y++) {
+    const sy = y + dy;
+    if (sy < 0 || sy >= h) continue; // stays zero: the padding
+    for (let x = 0; x < w; x++) {
+      const sx = (flip ? w - 1 - x : x) + dx;
+      if (sx < 0 || sx >= w) continue;
+      const s = src + (sy * w + sx) * 3;
+      const d = dst + (y * w + x) * 3;
+      out[d] = images[s];
+      out[d + 1] = images[s + 1];
+      out[d + 2] = images[s + 2];
+    }
+  }
 }
