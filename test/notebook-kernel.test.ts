@@ -102,17 +102,19 @@ describe('notebook kernel (tslab via nbclient)', function () {
 
   it('delivers every message of a cell that never yields to the event loop (tslab patch for zeromq EBUSY)', () => {
     // Unpatched, zeromq 6 defers the 513th send and throws EBUSY for the next one: the stdout lines after
-    // ~500 vanished and a display update threw, failing the cell with no error text (issue #6).
+    // ~500 vanished and a display update threw, failing the cell with no error text (issue #6). With sends
+    // queued, the iopub PUB socket's high-water mark (1000 by default) dropped the last outputs whenever
+    // the frontend fell behind: 6,000 lines lose some every time unless the patch lifts that limit too.
     const file = path.join(tmp, 'flood.ipynb');
     fs.writeFileSync(file, notebook([
-      `for (let i = 0; i < 1500; i++) console.log('line ' + i);`,
+      `for (let i = 0; i < 6000; i++) console.log('line ' + i);`,
       `import * as tslab from 'tslab';\nconst d = tslab.newDisplay();\nfor (let i = 0; i < 1500; i++) d.text('update ' + i);\nconsole.log('after the updates');`,
     ]));
     const r = runNotebooks([file]);
     assert.equal(r.status, 0, `runner failed:\n${r.stdout}\n${r.stderr}`);
     const cells = (JSON.parse(fs.readFileSync(path.join(tmp, 'out/flood.ipynb'), 'utf8')).cells as Cell[]);
     const lines = (cells[0].outputs ?? []).map((o) => str(o.text)).join('').split('\n').filter(Boolean);
-    assert.deepEqual(lines, Array.from({ length: 1500 }, (_, i) => `line ${i}`));
+    assert.deepEqual(lines, Array.from({ length: 6000 }, (_, i) => `line ${i}`));
     const outs = cells[1].outputs ?? [];
     assert.equal(str(outs.find((o) => o.data)?.data?.['text/plain']), 'update 1499');
     assert.equal(outs.filter((o) => o.output_type === 'stream').map((o) => str(o.text)).join(''), 'after the updates\n');
