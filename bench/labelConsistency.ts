@@ -17,12 +17,7 @@ import { loadNpd } from '../src/data/npd';
 import { LocalOracle } from '../src/oracle/local';
 import { augmentBatch, type AugmentationConfig } from '../src/train/augment';
 import type { ImageSet } from '../src/types';
-
-function count(v: string | undefined, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
+import { positiveInt } from './args';
 
 async function labels(oracle: LocalOracle, set: ImageSet): Promise<Int32Array> {
   return Int32Array.from((await oracle.query(set)).map((a) => a.label));
@@ -38,9 +33,9 @@ async function main(): Promise<void> {
     },
   });
   if (!values['model-dir']) throw new Error('--model-dir <dir with model.json> is required');
-  const n = count(values.n, '--n', 1);
-  const pad = count(values.pad, '--pad', 1);
-  const cutout = count(values.cutout, '--cutout', 1);
+  const n = positiveInt(values.n, '--n');
+  const pad = positiveInt(values.pad, '--pad');
+  const cutout = positiveInt(values.cutout, '--cutout');
   console.error(formatBackendReport(await initBackend({ quiet: true })));
   const oracle = await LocalOracle.fromDir(values['model-dir']);
   const { height: h, width: w } = oracle.info.input;

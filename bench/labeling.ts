@@ -34,12 +34,8 @@ import { labelImages } from '../src/stolenLabels';
 import { nativeFusedConvActive } from '../src/nativeFusedConv';
 import { loadNpd } from '../src/data/npd';
 import type { ImageSet } from '../src/types';
+import { median, positiveInt } from './args';
 
-function positive(v: string | undefined, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got '${v}'`);
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -57,10 +53,10 @@ async function main(): Promise<void> {
       repeats: { type: 'string', default: '1' },
     },
   });
-  const n = positive(values.n, '--n');
+  const n = positiveInt(values.n, '--n');
   if (values.server !== 'inline' && values.server !== 'process') throw new Error(`--server must be inline or process, got '${values.server}'`);
-  const batchSize = positive(values.batch, '--batch');
-  const repeats = positive(values.repeats, '--repeats');
+  const batchSize = positiveInt(values.batch, '--batch');
+  const repeats = positiveInt(values.repeats, '--repeats');
   const report = await initBackend({ prefer: parseBackendChoice(values.backend!, '--backend'), allowPureJs: true, quiet: true });
   console.error(formatBackendReport(report));
   const model = values['model-dir'] ? await loadModel(values['model-dir']) : createModel(values.arch as ArchitectureName, { seed: 1 });
@@ -90,10 +86,7 @@ async function main(): Promise<void> {
       await labelImages(local, set, { cacheFile: path.join(dir, `local-${r}.jsonl`), batchSize, progress: false });
       localRuns.push(+((Date.now() - t0) / 1000).toFixed(2));
     }
-    const sorted = [...localRuns].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    const localSec = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    let t: number;
+    const localSec = median(localRuns);
 
     if (values['local-only']) {
       console.log(JSON.stringify({ bench: 'labeling', backend: report.backend, model: values['model-dir'] ?? values.arch, n: set.n, batchSize, localSeconds: +localSec.toFixed(2), localRuns, localImagesPerSecond: +(set.n / localSec).toFixed(1), fusedConv: nativeFusedConvActive() }));
@@ -107,11 +100,11 @@ async function main(): Promise<void> {
       const http = await HttpOracle.connect({
         url: srv.url,
         apiKey: 'bench',
-        concurrency: positive(values.concurrency, '--concurrency'),
-        imagesPerRequest: positive(values['per-request'], '--per-request'),
+        concurrency: positiveInt(values.concurrency, '--concurrency'),
+        imagesPerRequest: positiveInt(values['per-request'], '--per-request'),
       });
       await http.query(warm);
-      t = Date.now();
+      const t = Date.now();
       await labelImages(http, set, { cacheFile: path.join(dir, 'http.jsonl'), batchSize, progress: false });
       httpSec = (Date.now() - t) / 1000;
     } finally {

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BackendChoice, formatBackendReport, initBackend, parseBackendChoice } from '../src/backend';
 import { batchTensor, predictProbabilities } from '../src/preprocess';
 import { ImageSet } from '../src/types';
+import { median, positiveInt } from './args';
 import { BENCH_NETS, BenchNetName, buildBenchNet } from './models';
 
 interface Args {
@@ -33,11 +34,6 @@ const DEFAULTS: Record<BenchNetName, { epochs: number; images: number; inferImag
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { backend: 'auto', nets: [...BENCH_NETS], batch: 64 };
-  const int = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got '${v}'`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     const v = argv[i + 1];
@@ -46,10 +42,10 @@ function parseArgs(argv: string[]): Args {
       if (v === 'all') a.nets = [...BENCH_NETS];
       else if ((BENCH_NETS as readonly string[]).includes(String(v))) a.nets = [v as BenchNetName];
       else throw new Error(`--net must be one of ${BENCH_NETS.join(', ')}, all; got '${v}'`);
-    } else if (f === '--epochs') a.epochs = int(f, v);
-    else if (f === '--images') a.images = int(f, v);
-    else if (f === '--batch') a.batch = int(f, v);
-    else if (f === '--infer-images') a.inferImages = int(f, v);
+    } else if (f === '--epochs') a.epochs = positiveInt(v, f);
+    else if (f === '--images') a.images = positiveInt(v, f);
+    else if (f === '--batch') a.batch = positiveInt(v, f);
+    else if (f === '--infer-images') a.inferImages = positiveInt(v, f);
     else throw new Error(`unknown option ${f}`);
     i++;
   }
@@ -70,12 +66,6 @@ function randomSet(n: number, seed: number): ImageSet & { labels: Uint8Array } {
   const labels = new Uint8Array(n);
   for (let i = 0; i < n; i++) labels[i] = next() % 10;
   return { images, labels, n, height: 32, width: 32 };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** One pass over `set` in batches; returns seconds. */
