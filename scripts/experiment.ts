@@ -5,6 +5,10 @@
  *   npm run experiment -- oracle --profile full           the oracle only; prints its metrics JSON
  *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
+ *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--name N]
+ *                                                          saved copycats of D's oracle scored as one ensemble
+ *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E]
+ *                                                          a copycat trained on D's stolen set with teacher targets
  *
  * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N,
  * --sets NPD-SL,NPD+PD-SL (pipeline: train only these copycats; the table lists what is trained).
@@ -13,10 +17,12 @@
 import { parseArgs } from 'util';
 import { formatBackendReport, initBackend } from '../src/backend';
 import { defenceExperiment } from '../src/experiments/defences';
+import { distilCopycat } from '../src/experiments/distillation';
 import { queryBudgetCurve } from '../src/experiments/queryBudget';
 import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
+import { scoreCopycatEnsemble } from '../src/steps/ensembleStep';
 import { trainOracle } from '../src/steps/oracleStep';
 import { writeRunResults } from '../src/steps/resultsStep';
 import { stealLabels } from '../src/steps/stealStep';
@@ -31,12 +37,24 @@ async function main(): Promise<void> {
       budgets: { type: 'string' },
       epochs: { type: 'string' },
       sets: { type: 'string' },
+      models: { type: 'string' },
+      flip: { type: 'boolean' },
+      name: { type: 'string' },
+      teachers: { type: 'string' },
+      weight: { type: 'string' },
     },
   });
   const what = positionals[0];
-  if (!['oracle', 'pipeline', 'budget', 'defences'].includes(what)) {
-    throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences [--profile P] [--run-dir D] (got '${what ?? ''}')`);
+  if (!['oracle', 'pipeline', 'budget', 'defences', 'ensemble', 'distil'].includes(what)) {
+    throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences|ensemble|distil [--profile P] [--run-dir D] (got '${what ?? ''}')`);
   }
+  if (what === 'distil') {
+    if (!values.teachers || !values.name || values.weight === undefined) throw new Error('distil: --teachers (comma-separated saved copycat model directories), --weight (0..1) and --name are required');
+    const weight = Number(values.weight);
+    if (!(weight >= 0 && weight <= 1)) throw new Error(`distil: --weight must be a number in [0, 1], got '${values.weight}'`);
+    if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
+  }
+  if (what === 'ensemble' && !values.models) throw new Error('ensemble: --models is required (comma-separated saved copycat model directories)');
   console.log(formatBackendReport(await initBackend()));
   const run = openRun({ profile: values.profile as string | undefined, dir: values['run-dir'] as string | undefined });
   const t0 = Date.now();
@@ -58,6 +76,17 @@ async function main(): Promise<void> {
     const budgets = values.budgets ? String(values.budgets).split(',').map((b) => Number(b.trim())) : undefined;
     if (budgets?.some((b) => !Number.isInteger(b) || b < 1)) throw new Error(`--budgets must be comma-separated positive integers, got '${values.budgets}'`);
     for (const p of await queryBudgetCurve(run, { budgets, epochs })) console.log(JSON.stringify(p));
+  } else if (what === 'distil') {
+    const teachers = String(values.teachers).split(',').map((m) => m.trim()).filter(Boolean);
+    const { metrics, history, ...r } = await distilCopycat(run, teachers, {
+      name: String(values.name), weight: Number(values.weight), set: values.sets as CopycatSetName | undefined, epochs,
+    });
+    console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
+  } else if (what === 'ensemble') {
+    const members = String(values.models).split(',').map((m) => m.trim()).filter(Boolean);
+    const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}`;
+    const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip });
+    console.log(JSON.stringify({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));
   } else {
     for (const r of await defenceExperiment(run, { epochs })) console.log(JSON.stringify(r));
   }

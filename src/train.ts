@@ -124,6 +124,15 @@ export interface TrainOptions {
   log?: ((line: string) => void) | false;
   /** Batch size for validation forward passes; default 256. */
   evalBatchSize?: number;
+  /**
+   * Knowledge distillation on the augmented view: each batch's targets become
+   * weight * teacher(x) + (1 - weight) * the stored targets, where x is the same augmented, normalised
+   * batch the student sees. A copycat's stolen label belongs to the original image only; a crop or flip of
+   * an out-of-domain image often gets another label from the oracle (bench:consistency), so a teacher that
+   * answers for the view itself removes that noise. `predict` must return probabilities and not train.
+   * Not part of TrainConfig (a model is not JSON): resuming with another teacher is not detected.
+   */
+  teacher?: { predict: (x: tf.Tensor4D) => tf.Tensor2D; weight: number };
 }
 
 export interface TrainResult {
@@ -293,6 +302,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
     throw new Error('train: the model already has L2 kernel regularizers (createModel weightDecay) and TrainConfig.weightDecay > 0; use one of the two, not both');
   }
   const { targets, classes } = buildTargets(data, cfg, numClasses);
+  const teacher = opts.teacher;
+  if (teacher && !(teacher.weight >= 0 && teacher.weight <= 1)) throw new Error(`train: teacher.weight must be in [0, 1], got ${teacher.weight}`);
   const optimizer = makeOptimizer(cfg);
   const { net, fromLogits } = logitsView(model);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -357,7 +368,12 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
 
         let correct: tf.Scalar | undefined;
         const x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
-        const y = tf.tensor2d(tBatch, [count, numClasses]);
+        let y = tf.tensor2d(tBatch, [count, numClasses]);
+        if (teacher) {
+          const stored = y;
+          y = tf.tidy(() => tf.add(tf.mul(teacher.predict(x), teacher.weight), tf.mul(stored, 1 - teacher.weight)) as tf.Tensor2D);
+          stored.dispose();
+        }
         const lossT = optimizer.minimize(() => {
           const out = net.apply(x, { training: true }) as tf.Tensor2D;
           let loss: tf.Scalar = fromLogits

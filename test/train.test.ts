@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { createModel } from '../src/models';
 import { evaluateLoss, learningRateAt, resolveTrainConfig, train, TrainConfig } from '../src/train';
+import { batchTensor, range } from '../src/preprocess';
 import { augmentBatch } from '../src/train/augment';
+import { scaleSchedule } from '../src/train/schedule';
 import { classBalancedIndices, classCounts } from '../src/train/sampler';
 import { ImageSet } from '../src/types';
 import { tempDir } from './tempDirs';
@@ -90,6 +92,32 @@ describe('train', function () {
     const c = await run(8);
     a.forEach((w, i) => assert.deepEqual(w, b[i], `weight ${i} differs between identical runs`));
     assert.ok(a.some((w, i) => w.some((v, j) => v !== c[i][j])), 'another seed should give other weights');
+  });
+
+  it('distils from a teacher on the augmented view: weight 1 follows the teacher, weight 0 the stored labels', async () => {
+    const data = tinySet(48);
+    const calls: number[] = [];
+    // A teacher that calls every image class 2, whatever its stored label (and sees the student's batch).
+    const teacher = (weight: number) => ({
+      weight,
+      predict: (x: tf.Tensor4D) => { calls.push(x.shape[0]); return tf.tidy(() => tf.oneHot(tf.fill([x.shape[0]], 2, 'int32'), 3).toFloat() as tf.Tensor2D); },
+    });
+    const follower = tiny(3);
+    const start = tf.memory().numTensors;
+    const r1 = await train(follower, data, { ...base, epochs: 4, learningRate: 0.05 }, { ...quiet, teacher: teacher(1) });
+    assert.equal(tf.memory().numTensors, start, 'distillation leaked tensors');
+    assert.equal(calls.reduce((a, b) => a + b, 0), 4 * 48, 'the teacher sees every augmented image of every epoch');
+    const preds = tf.tidy(() => (follower.predict(batchTensor(data, range(0, 48))) as tf.Tensor).argMax(-1).dataSync());
+    assert.ok(Array.from(preds).every((p) => p === 2), `weight 1: the student should answer the teacher's class 2, got ${Array.from(preds)}`);
+    assert.equal(r1.history[3].accuracy, 1, 'training accuracy is measured against the mixed (teacher) targets');
+    // Weight 0: exactly the run without a teacher.
+    const a = tiny(4), b = tiny(4);
+    await train(a, data, base, quiet);
+    await train(b, data, base, { ...quiet, teacher: teacher(0) });
+    const [wa, wb] = [await weightsOf(a), await weightsOf(b)];
+    assert.ok(wa.every((w, i) => w.every((v, j) => v === wb[i][j])), 'weight 0 must not change training');
+    await assert.rejects(train(tiny(5), data, base, { ...quiet, teacher: teacher(1.5) }), /teacher.weight must be in \[0, 1\], got 1.5/);
+    [follower, a, b].forEach((m) => m.dispose());
   });
 
   it('keeps tf.memory().numTensors flat across epochs and frees everything it made', async () => {
@@ -322,6 +350,16 @@ describe('train helpers', () => {
     assert.equal(learningRateAt(2, cos, 1, 0, 4, 5), 2); // warm-up done
     assert.ok(learningRateAt(2, cos, 4, 3, 4, 5) < 0.02); // nearly 0 at the end
     assert.ok(Math.abs(learningRateAt(2, cos, 3, 0, 4, 5) - 1) < 1e-12); // half way through the decay
+  });
+
+  it('scales a schedule to a shorter or longer training', () => {
+    // The 12-epoch recipe warms up for 2 epochs: a 2-epoch copy warms up for a third of an epoch, not all of it.
+    assert.deepEqual(scaleSchedule({ kind: 'cosine', warmupEpochs: 2 }, 12, 2), { kind: 'cosine', warmupEpochs: 2 / 6 });
+    assert.deepEqual(scaleSchedule({ kind: 'cosine', warmupEpochs: 2 }, 12, 24), { kind: 'cosine', warmupEpochs: 4 });
+    assert.deepEqual(scaleSchedule({ kind: 'step', milestones: [30, 60], gamma: 0.1 }, 90, 9), { kind: 'step', milestones: [3, 6], gamma: 0.1 });
+    assert.deepEqual(scaleSchedule({ kind: 'step', every: 10, gamma: 0.5 }, 30, 2), { kind: 'step', every: 1, gamma: 0.5 });
+    assert.deepEqual(scaleSchedule({ kind: 'constant' }, 12, 2), { kind: 'constant' });
+    assert.throws(() => scaleSchedule({ kind: 'constant' }, 0, 2), /epochs must be > 0/);
   });
 
   it('flips and pad-crops uint8 images', () => {

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { assertTrainingBackend } from '../backend';
+import { assertTrainingBackend, backendReport } from '../backend';
 import { AnswerTransform, gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform } from '../oracle/answers';
 import { LocalOracle } from '../oracle/local';
 import { appendJsonLine, readJson, readJsonLines, Run } from '../run';
@@ -8,6 +8,7 @@ import { fitCopycat } from '../steps/copycatStep';
 import { cifarForRun, OracleResult } from '../steps/oracleStep';
 import { npdForRun } from '../steps/stealStep';
 import { CIFAR10_CLASSES } from '../types';
+import { copycatTrainFor } from './trainLength';
 
 /** A way for the oracle's owner to answer: what it reveals and how it perturbs it. */
 export interface Defence {
@@ -36,6 +37,9 @@ export interface DefenceRow {
   agreement: number;
   performanceOverTarget: number;
   queries: number;
+  /** Honest-user scoring, labeling, training and evaluation of this row. */
+  wallSeconds: number;
+  backend: string;
 }
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '');
@@ -57,6 +61,7 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
   const { test } = await cifarForRun(run);
   for (const d of opts.defences ?? DEFENCES) {
     if (rows.some((r) => r.defence === d.name)) continue;
+    const t0 = Date.now();
     const make = () => LocalOracle.fromDir(run.path('oracle', 'model'), {
       answer: d.answer, transforms: d.transforms?.(), pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
     });
@@ -70,12 +75,13 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
     }).finally(() => attacked.dispose());
     const data = stolenImageSet(npd, stolen, { verify: false });
     const fit = await fitCopycat(run, data, `${dir}/${slug(d.name)}`, {
-      label: `copycat vs ${d.name}`, train: { ...(opts.epochs ? { epochs: opts.epochs } : {}), targets: data.soft ? 'soft' : 'hard' }, hooks: { log },
+      label: `copycat vs ${d.name}`, train: { ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}), targets: data.soft ? 'soft' : 'hard' }, hooks: { log },
     });
     const row: DefenceRow = {
       defence: d.name, oracleAccuracy, oracleAccuracyLoss: oracleResult.metrics.accuracy - oracleAccuracy,
       copycatAccuracy: fit.metrics.accuracy, copycatMacro: fit.metrics.macroAverage, agreement: fit.agreement,
       performanceOverTarget: fit.performanceOverTarget, queries: stolen.queries.distinct,
+      wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
     };
     appendJsonLine(rowsFile, row);
     rows.push(row);

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { assertTrainingBackend } from '../backend';
+import { assertTrainingBackend, backendReport } from '../backend';
 import { LocalOracle } from '../oracle/local';
 import type { AnswerMode } from '../oracle/types';
 import { appendJsonLine, readJsonLines, Run } from '../run';
@@ -7,7 +7,9 @@ import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
 import { npdForRun } from '../steps/stealStep';
 import { pickImages } from '../data/split';
+import { resolveTrainConfig } from '../train';
 import { CIFAR10_CLASSES } from '../types';
+import { copycatTrainFor, fitBudgets } from './trainLength';
 
 /** One point of the query-budget curve. */
 export interface BudgetPoint {
@@ -19,6 +21,9 @@ export interface BudgetPoint {
   macroAverage: number;
   agreement: number;
   performanceOverTarget: number;
+  /** Training and evaluation of this point's copycat (labeling excluded: it is bought once per mode). */
+  wallSeconds: number;
+  backend: string;
 }
 
 export interface QueryBudgetOptions {
@@ -53,11 +58,12 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
   const log = opts.log ?? ((s: string) => console.log(s));
   assertTrainingBackend('query-budget experiment');
   const npd = await npdForRun(run, log);
-  const budgets = (opts.budgets ?? DEFAULT_BUDGETS).filter((b) => b <= npd.n);
-  if (budgets.length === 0) throw new Error(`queryBudgetCurve: every budget exceeds the ${npd.n} NPD images of this run`);
+  const requested = opts.budgets ?? DEFAULT_BUDGETS;
+  const budgets = fitBudgets(requested, npd.n);
+  if (requested.some((b) => b > npd.n)) log(`query budget: this run has ${npd.n} NPD images; budgets above that use all ${npd.n}`);
   const modes = opts.modes ?? ['label', 'probabilities'];
   const largest = Math.max(...budgets);
-  const baseEpochs = opts.epochs ?? (run.config.copycat.train.epochs as number | undefined) ?? 10;
+  const baseEpochs = opts.epochs ?? resolveTrainConfig(run.config.copycat.train).epochs;
   const dir = run.path('experiments', 'query_budget');
   fs.mkdirSync(dir, { recursive: true });
   const pointsFile = `${dir}/points.jsonl`;
@@ -75,12 +81,14 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
       if (done.some((p) => p.mode === mode && p.queries === b)) continue;
       const epochs = epochsFor(b, largest, baseEpochs);
       const data = pickImages(full, Array.from({ length: b }, (_, i) => i));
+      const t0 = Date.now();
       const fit = await fitCopycat(run, data, `${dir}/${mode}-${b}`, {
-        label: `copycat ${mode} ${b} queries`, train: { epochs, targets: mode === 'label' ? 'hard' : 'soft', schedule: { kind: 'cosine', warmupEpochs: 1 } }, hooks: { log },
+        label: `copycat ${mode} ${b} queries`, train: { ...copycatTrainFor(run, epochs), targets: mode === 'label' ? 'hard' : 'soft' }, hooks: { log },
       });
       const point: BudgetPoint = {
         mode, queries: b, costUsd: (b * run.config.query.pricePer1000) / 1000, epochs,
         accuracy: fit.metrics.accuracy, macroAverage: fit.metrics.macroAverage, agreement: fit.agreement, performanceOverTarget: fit.performanceOverTarget,
+        wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
       };
       appendJsonLine(pointsFile, point);
       done.push(point);

@@ -7,7 +7,7 @@ import { formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
 import { readJson, Run, writeJson } from '../run';
 import { concatImageSets, loadStolenLabels, stolenImageSet } from '../stolenLabels';
-import { EpochRecord, train, TrainConfig } from '../train';
+import { EpochRecord, train, TrainConfig, TrainOptions } from '../train';
 import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
 import { cifarForRun, curveTestSet, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
@@ -63,7 +63,7 @@ export async function fitCopycat(
   run: Run,
   data: ImageSet,
   dir: string,
-  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks },
+  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher'] },
 ): Promise<CopycatFit> {
   const hooks = opts.hooks ?? {};
   const log = hooks.log ?? ((s: string) => console.log(s));
@@ -81,6 +81,7 @@ export async function fitCopycat(
       onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
       log,
+      teacher: opts.teacher,
     });
     bar.finish();
     await saveModel(model, path.join(dir, 'model'));

@@ -53,3 +53,24 @@ export function learningRateAt(
     }
   }
 }
+
+/**
+ * The same schedule stretched or shrunk from `fromEpochs` to `toEpochs` epochs: warm-up and step
+ * milestones keep their fraction of training. Experiments that train shorter or longer than the profile
+ * (query budgets, defences) use it, so that e.g. a 2-epoch copy does not spend both epochs warming up
+ * because the 12-epoch recipe warms up for 2.
+ */
+export function scaleSchedule(s: ScheduleConfig, fromEpochs: number, toEpochs: number): ScheduleConfig {
+  if (!(fromEpochs > 0) || !(toEpochs > 0)) throw new Error(`scaleSchedule: epochs must be > 0, got ${fromEpochs} -> ${toEpochs}`);
+  const f = toEpochs / fromEpochs;
+  switch (s.kind) {
+    case 'constant':
+      return s;
+    case 'cosine':
+      return { kind: 'cosine', warmupEpochs: s.warmupEpochs * f };
+    case 'step':
+      return s.milestones
+        ? { ...s, milestones: s.milestones.map((m) => Math.round(m * f)) }
+        : { ...s, every: Math.max(1, Math.round((s.every as number) * f)) };
+  }
+}

@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Evaluation } from './evaluate';
+import { computeMetrics } from './metrics';
+import { argmaxRows, predictProbabilities, range } from './preprocess';
+import { augmentBatch } from './train/augment';
+import { CIFAR10_CLASSES, ImageSet } from './types';
+
+/**
+ * Several copycats trained on the same stolen labels, answering together: the mean of their class
+ * probabilities (optionally also on each image's mirror, "flip test-time augmentation"). It costs no
+ * further query, since every member learnt from the same answers, only more inference for the attacker; the
+ * architecture of a copycat is the attacker's free choice, and an average of nets is one.
+ */
+export interface EnsembleOptions {
+  /** Also average each model's prediction on the horizontally mirrored image. */
+  flip?: boolean;
+  batchSize?: number;
+}
+
+/** A horizontally mirrored copy of every image of `set` (uint8, same layout). */
+export function mirrorImages<T extends Pick<ImageSet, 'images' | 'height' | 'width' | 'n'>>(set: T): T {
+  // augmentBatch flips when its random draw is below 1/2: a constant 0 flips every image.
+  return { ...set, images: augmentBatch(set, range(0, set.n), { crop: false, flip: true }, () => 0) };
+}
+
+/** Mean class probabilities of `models` over `set` (n * numClasses, row-major). */
+export async function ensembleProbabilities(
+  models: tf.LayersModel[],
+  set: Pick<ImageSet, 'images' | 'height' | 'width' | 'n'>,
+  opts: EnsembleOptions = {},
+): Promise<Float32Array> {
+  if (models.length === 0) throw new Error('ensembleProbabilities: no models given');
+  const views = opts.flip ? [set, mirrorImages(set)] : [set];
+  let sum: Float32Array | undefined;
+  for (const model of models) {
+    for (const view of views) {
+      const p = await predictProbabilities(model, view, opts.batchSize);
+      if (!sum) sum = p;
+      else {
+        if (p.length !== sum.length) throw new Error(`ensembleProbabilities: models disagree on the number of classes (${p.length / set.n} vs ${sum.length / set.n})`);
+        for (let i = 0; i < p.length; i++) sum[i] += p[i];
+      }
+    }
+  }
+  const k = models.length * views.length;
+  const out = sum as Float32Array;
+  for (let i = 0; i < out.length; i++) out[i] /= k;
+  return out;
+}
+
+/** Scores the ensemble on a labelled set, like evaluateModel scores one model. */
+export async function evaluateEnsemble(models: tf.LayersModel[], test: ImageSet, opts: EnsembleOptions = {}): Promise<Evaluation> {
+  if (!test.labels) throw new Error('evaluateEnsemble: the test set has no labels');
+  const t0 = Date.now();
+  const probs = await ensembleProbabilities(models, test, opts);
+  const numClasses = probs.length / test.n;
+  const predictions = argmaxRows(probs, numClasses);
+  const names = numClasses === CIFAR10_CLASSES.length ? [...CIFAR10_CLASSES] : undefined;
+  return { metrics: computeMetrics(test.labels, predictions, numClasses, names), predictions, seconds: (Date.now() - t0) / 1000 };
+}

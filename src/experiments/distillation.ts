@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'fs';
+import * as path from 'path';
+import { assertTrainingBackend, backendReport } from '../backend';
+import type { CopycatSetName } from '../config';
+import { loadModel, MODEL_JSON } from '../io';
+import type { Metrics } from '../metrics';
+import { foldBatchNorm } from '../models/fold';
+import { readJson, Run, writeJson } from '../run';
+import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
+import type { EpochRecord } from '../train';
+import { copycatTrainFor } from './trainLength';
+
+export interface DistillationResult {
+  name: string;
+  set: CopycatSetName;
+  teachers: string[];
+  teacherWeight: number;
+  queries: number;
+  metrics: Metrics;
+  agreement: number;
+  performanceOverTarget: number;
+  history: EpochRecord[];
+  wallSeconds: number;
+  backend: string;
+}
+
+/**
+ * A second-generation copycat: trained on the same stolen set (no new query), with each augmented view's
+ * target mixed from its stolen answer and the prediction of earlier copycats (`teachers`, averaged) on that
+ * very view. Writes experiments/distillation/<name>/ (model, checkpoints, result.json); finished runs are
+ * read back, interrupted ones resume from their last epoch.
+ */
+export async function distilCopycat(
+  run: Run,
+  teacherDirs: string[],
+  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; log?: (s: string) => void },
+): Promise<DistillationResult> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const set = opts.set ?? 'NPD-SL';
+  const dir = run.path('experiments', 'distillation', opts.name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  const resultFile = path.join(dir, 'result.json');
+  if (fs.existsSync(resultFile)) {
+    log(`distillation '${opts.name}' already done: ${resultFile}`);
+    return readJson<DistillationResult>(resultFile, 'distillation result');
+  }
+  if (teacherDirs.length === 0) throw new Error('distilCopycat: no teacher model directories given');
+  for (const d of teacherDirs) {
+    if (!fs.existsSync(path.join(d, MODEL_JSON))) throw new Error(`teacher '${d}': no ${MODEL_JSON} there (expected a saved copycat model directory)`);
+  }
+  assertTrainingBackend('distillation');
+  const t0 = Date.now();
+  const { data, queries } = await stolenSetForRun(run, set, log);
+  const teachers: tf.LayersModel[] = [];
+  try {
+    for (const d of teacherDirs) {
+      const m = await loadModel(d);
+      // Batch norm folded into the convolutions: same predictions, one op fewer per layer at every step.
+      const folded = await foldBatchNorm(m);
+      if (folded) m.dispose();
+      teachers.push(folded ?? m);
+    }
+    const predict = (x: tf.Tensor4D) => tf.tidy(() => {
+      const ps = teachers.map((t) => t.predict(x) as tf.Tensor2D);
+      return (ps.length === 1 ? ps[0] : tf.div(tf.addN(ps), ps.length)) as tf.Tensor2D;
+    });
+    const fit = await fitCopycat(run, data, dir, {
+      label: `copycat ${set} distilled from ${teacherDirs.length} teacher(s)`,
+      train: { targets: 'hard', ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}) },
+      hooks: { log },
+      teacher: { predict, weight: opts.weight },
+    });
+    const result: DistillationResult = {
+      name: opts.name, set, teachers: teacherDirs, teacherWeight: opts.weight, queries,
+      metrics: fit.metrics, agreement: fit.agreement, performanceOverTarget: fit.performanceOverTarget, history: fit.history,
+      wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
+    };
+    writeJson(resultFile, result);
+    return result;
+  } finally {
+    for (const t of teachers) t.dispose();
+  }
+}
