@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   }
   if (what === 'distil') {
     if (!values.teachers || !values.name || values.weight === undefined) throw new Error('distil: --teachers (comma-separated saved copycat model directories), --weight (0..1) and --name are required');
-    const weight = Number(values.weight);
+    const weight = String(values.weight).trim() === '' ? NaN : Number(values.weight);
     if (!(weight >= 0 && weight <= 1)) throw new Error(`distil: --weight must be a number in [0, 1], got '${values.weight}'`);
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
   }
