@@ -8,6 +8,8 @@ import {
 } from '../src/plots';
 import { inNotebook, markdownTable, showMarkdown, NotebookSink, RichDisplay, setNotebookSink, showTable, textTable } from '../src/notebook';
 import { CIFAR10_CLASSES } from '../src/types';
+import { defencesFigure, queryBudgetFigure } from '../src/experiments/experimentFigures';
+import type { BudgetPoint } from '../src/experiments/queryBudget';
 
 /** A fake kernel that records what would have been displayed. */
 function recordingSink(): { sink: NotebookSink; outputs: { mime: string; body: string }[] } {
@@ -54,6 +56,22 @@ describe('plots: figure builders', () => {
     assert.equal(trainingCurvesFigure(history.map(({ epoch, loss, accuracy }) => ({ epoch, loss, accuracy }))).data.length, 2);
     assert.throws(() => trainingCurvesFigure([]), /non-empty/);
     assert.throws(() => trainingCurvesFigure([{ epoch: 1, loss: 'x' as unknown as number, accuracy: 0 }]), /history\[0\]\.loss/);
+  });
+
+  it('query budget and defences: one line per mode and measure (x sorted), grouped bars per defence', () => {
+    const pt = (mode: 'label' | 'probabilities', queries: number, pot: number, agreement: number): BudgetPoint => ({
+      mode, queries, costUsd: queries / 1000, epochs: 2, accuracy: 0, macroAverage: 0, agreement, performanceOverTarget: pot, wallSeconds: 1, backend: 'cpu',
+    });
+    const f = queryBudgetFigure([pt('label', 5000, 0.5, 0.6), pt('label', 1000, 0.2, 0.3), pt('probabilities', 1000, 0.4, 0.45)], 1);
+    assert.deepEqual(f.data.map((t) => t.name), ['label: performance over target', 'probabilities: performance over target', 'label: agreement', 'probabilities: agreement']);
+    assert.deepEqual(f.data[0].x, [1000, 5000]);
+    assert.deepEqual(f.data[0].y, [20, 50]);
+    assert.deepEqual(f.data[3].y, [45]);
+    assert.match(JSON.stringify(f.layout), /\$1\/1000/);
+    assert.throws(() => queryBudgetFigure([], 1), /no budget points/);
+    const d = defencesFigure([{ defence: 'top-1 label only', oracleAccuracy: 0.9, oracleAccuracyLoss: 0, copycatAccuracy: 0.6, copycatMacro: 0.6, agreement: 0.62, performanceOverTarget: 0.66, queries: 10, wallSeconds: 1, backend: 'cpu' }]);
+    assert.deepEqual(d.data.map((t) => t.y), [[90], [66]]);
+    assert.throws(() => defencesFigure([]), /no defence rows/);
   });
 
   it('confusion matrix: heatmap with counts as text, optional row normalisation, size checked', () => {
