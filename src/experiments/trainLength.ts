@@ -13,8 +13,8 @@ export function copycatTrainFor(run: Run, epochs: number): Partial<TrainConfig> 
 }
 
 /**
- * Budgets that fit the `available` images: a budget above it is replaced by `available` itself (the
- * default 80,000 is "all of them", and the Tiny ImageNet mirror yields 79,987 distinct images), and
+ * Budgets that fit the `available` images: a budget above it is replaced by `available` itself (on the
+ * quick profile's 15k NPD images the default 20k, 40k and 80k become one point, "all of them"), and
  * duplicates are dropped. The result is sorted ascending.
  */
 export function fitBudgets(budgets: number[], available: number): number[] {
