@@ -69,6 +69,12 @@ export function readJsonLines<T>(file: string): T[] {
   });
 }
 
+/** Rewrites a whole JSON-lines file at once (atomically), e.g. after filling in a field old rows lack. */
+export function writeJsonLines(file: string, values: unknown[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, values.map((v) => JSON.stringify(v) + '\n').join(''));
+}
+
 export function appendJsonLine(file: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.appendFileSync(file, JSON.stringify(value) + '\n');

@@ -69,7 +69,7 @@ describe('plots: figure builders', () => {
     assert.deepEqual(f.data[3].y, [45]);
     assert.match(JSON.stringify(f.layout), /\$1\/1000/);
     assert.throws(() => queryBudgetFigure([], 1), /no budget points/);
-    const d = defencesFigure([{ defence: 'top-1 label only', oracleAccuracy: 0.9, oracleAccuracyLoss: 0, copycatAccuracy: 0.6, copycatMacro: 0.6, agreement: 0.62, performanceOverTarget: 0.66, queries: 10, wallSeconds: 1, backend: 'cpu' }]);
+    const d = defencesFigure([{ defence: 'top-1 label only', oracleAccuracy: 0.9, oracleAccuracyLoss: 0, copycatAccuracy: 0.6, copycatMacro: 0.6, agreement: 0.62, performanceOverTarget: 0.66, queries: 10, topOneKept: 1, wallSeconds: 1, backend: 'cpu' }]);
     assert.deepEqual(d.data.map((t) => t.y), [[90], [66]]);
     assert.throws(() => defencesFigure([]), /no defence rows/);
   });

@@ -2,7 +2,8 @@ import * as fs from 'fs';
 import { assertTrainingBackend, backendReport } from '../backend';
 import { AnswerTransform, gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform } from '../oracle/answers';
 import { LocalOracle } from '../oracle/local';
-import { appendJsonLine, readJson, readJsonLines, Run } from '../run';
+import { agreement } from '../metrics';
+import { appendJsonLine, readJson, readJsonLines, Run, writeJsonLines } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
 import { cifarForRun, OracleResult } from '../steps/oracleStep';
@@ -17,11 +18,13 @@ export interface Defence {
   transforms?: () => AnswerTransform[];
 }
 
+const TOP_ONE = 'top-1 label only';
+
 /** The defences of the experiment; undefended probabilities are the attacker's best case. */
 export const DEFENCES: Defence[] = [
   { name: 'none (full probabilities)', answer: 'probabilities' },
   { name: 'rounded to 1 decimal', answer: 'probabilities', transforms: () => [roundingTransform(1)] },
-  { name: 'top-1 label only', answer: 'label' },
+  { name: TOP_ONE, answer: 'label' },
   { name: 'Gaussian noise σ=0.1', answer: 'probabilities', transforms: () => [gaussianNoiseTransform(0.1, 1)] },
   { name: 'reverse sigmoid β=0.7 γ=0.4', answer: 'probabilities', transforms: () => [reverseSigmoidTransform(0.7, 0.4)] },
 ];
@@ -37,6 +40,11 @@ export interface DefenceRow {
   agreement: number;
   performanceOverTarget: number;
   queries: number;
+  /**
+   * Share of the attacker's queries whose answered top-1 class is the undefended oracle's. At 1 the
+   * attacker can drop the perturbed probabilities and keep their arg-max: the 'top-1 label only' copy.
+   */
+  topOneKept: number;
   /** Honest-user scoring, labeling, training and evaluation of this row. */
   wallSeconds: number;
   backend: string;
@@ -59,20 +67,37 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
   const oracleResult = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
   const npd = await npdForRun(run, log);
   const { test } = await cifarForRun(run);
+  const oracleFor = (answer: string, transforms?: AnswerTransform[]) => LocalOracle.fromDir(run.path('oracle', 'model'), {
+    answer, transforms, pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
+  });
+  const answersTo = async (name: string, answer: string, transforms?: AnswerTransform[]) => {
+    const oracle = await oracleFor(answer, transforms);
+    return labelImages(oracle, { ...npd, labels: undefined, soft: undefined }, {
+      cacheFile: `${dir}/queries-${slug(name)}.jsonl`, name: `defence-${slug(name)}`, batchSize: run.config.query.batchSize,
+    }).finally(() => oracle.dispose());
+  };
+  // The undefended top-1 answers, for topOneKept: the 'top-1 label only' row's answers (shared cache).
+  let reference: number[] | undefined;
+  const topOneKept = async (labels: number[]) => {
+    reference ??= (await answersTo(TOP_ONE, 'label')).labels;
+    return agreement(labels, reference);
+  };
   for (const d of opts.defences ?? DEFENCES) {
-    if (rows.some((r) => r.defence === d.name)) continue;
+    const done = rows.find((r) => r.defence === d.name);
+    if (done && done.topOneKept !== undefined) continue;
+    if (done) {
+      // A row recorded before topOneKept existed: its answers are all in the query cache, so this asks nothing.
+      done.topOneKept = await topOneKept((await answersTo(d.name, d.answer, d.transforms?.())).labels);
+      writeJsonLines(rowsFile, rows);
+      continue;
+    }
     const t0 = Date.now();
-    const make = () => LocalOracle.fromDir(run.path('oracle', 'model'), {
-      answer: d.answer, transforms: d.transforms?.(), pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
-    });
+    const make = () => oracleFor(d.answer, d.transforms?.());
     // Honest users: the label the defended API returns for each test image.
     const honest = await make();
     const answers = await honest.query({ ...test, labels: undefined }).finally(() => honest.dispose());
     const oracleAccuracy = answers.filter((a, i) => a.label === test.labels![i]).length / test.n;
-    const attacked = await make();
-    const stolen = await labelImages(attacked, { ...npd, labels: undefined, soft: undefined }, {
-      cacheFile: `${dir}/queries-${slug(d.name)}.jsonl`, name: `defence-${slug(d.name)}`, batchSize: run.config.query.batchSize,
-    }).finally(() => attacked.dispose());
+    const stolen = await answersTo(d.name, d.answer, d.transforms?.());
     const data = stolenImageSet(npd, stolen, { verify: false });
     const fit = await fitCopycat(run, data, `${dir}/${slug(d.name)}`, {
       label: `copycat vs ${d.name}`, train: { ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}), targets: data.soft ? 'soft' : 'hard' }, hooks: { log },
@@ -80,7 +105,7 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
     const row: DefenceRow = {
       defence: d.name, oracleAccuracy, oracleAccuracyLoss: oracleResult.metrics.accuracy - oracleAccuracy,
       copycatAccuracy: fit.metrics.accuracy, copycatMacro: fit.metrics.macroAverage, agreement: fit.agreement,
-      performanceOverTarget: fit.performanceOverTarget, queries: stolen.queries.distinct,
+      performanceOverTarget: fit.performanceOverTarget, queries: stolen.queries.distinct, topOneKept: await topOneKept(stolen.labels),
       wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
     };
     appendJsonLine(rowsFile, row);
