@@ -45,12 +45,13 @@ async function main(): Promise<void> {
     },
   });
   const what = positionals[0];
+  const list = (s: unknown) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
   if (!['oracle', 'pipeline', 'budget', 'defences', 'ensemble', 'distil'].includes(what)) {
     throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences|ensemble|distil [--profile P] [--run-dir D] (got '${what ?? ''}')`);
   }
+  const weight = values.weight === undefined || String(values.weight).trim() === '' ? NaN : Number(values.weight);
   if (what === 'distil') {
     if (!values.teachers || !values.name || values.weight === undefined) throw new Error('distil: --teachers (comma-separated saved copycat model directories), --weight (0..1) and --name are required');
-    const weight = String(values.weight).trim() === '' ? NaN : Number(values.weight);
     if (!(weight >= 0 && weight <= 1)) throw new Error(`distil: --weight must be a number in [0, 1], got '${values.weight}'`);
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
   }
@@ -77,13 +78,12 @@ async function main(): Promise<void> {
     if (budgets?.some((b) => !Number.isInteger(b) || b < 1)) throw new Error(`--budgets must be comma-separated positive integers, got '${values.budgets}'`);
     for (const p of await queryBudgetCurve(run, { budgets, epochs })) console.log(JSON.stringify(p));
   } else if (what === 'distil') {
-    const teachers = String(values.teachers).split(',').map((m) => m.trim()).filter(Boolean);
-    const { metrics, history, ...r } = await distilCopycat(run, teachers, {
-      name: String(values.name), weight: Number(values.weight), set: values.sets as CopycatSetName | undefined, epochs,
+    const { metrics, history, ...r } = await distilCopycat(run, list(values.teachers), {
+      name: String(values.name), weight, set: values.sets as CopycatSetName | undefined, epochs,
     });
     console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
   } else if (what === 'ensemble') {
-    const members = String(values.models).split(',').map((m) => m.trim()).filter(Boolean);
+    const members = list(values.models);
     const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}`;
     const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip });
     console.log(JSON.stringify({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Evaluation } from './evaluate';
-import { computeMetrics } from './metrics';
-import { argmaxRows, predictProbabilities, range } from './preprocess';
+import { Evaluation, scoreProbabilities } from './evaluate';
+import { predictProbabilities, range } from './preprocess';
 import { augmentBatch } from './train/augment';
-import { CIFAR10_CLASSES, ImageSet } from './types';
+import { ImageSet } from './types';
 
 /**
  * Several copycats trained on the same stolen labels, answering together: the mean of their class
@@ -53,8 +52,5 @@ export async function evaluateEnsemble(models: tf.LayersModel[], test: ImageSet,
   if (!test.labels) throw new Error('evaluateEnsemble: the test set has no labels');
   const t0 = Date.now();
   const probs = await ensembleProbabilities(models, test, opts);
-  const numClasses = probs.length / test.n;
-  const predictions = argmaxRows(probs, numClasses);
-  const names = numClasses === CIFAR10_CLASSES.length ? [...CIFAR10_CLASSES] : undefined;
-  return { metrics: computeMetrics(test.labels, predictions, numClasses, names), predictions, seconds: (Date.now() - t0) / 1000 };
+  return scoreProbabilities(probs, probs.length / test.n, test, t0);
 }

@@ -16,6 +16,12 @@ export async function evaluateModel(model: tf.LayersModel, test: ImageSet, batch
   const t0 = Date.now();
   const numClasses = (model.outputs[0].shape[1] as number) ?? 10;
   const probs = await predictProbabilities(model, test, batchSize);
+  return scoreProbabilities(probs, numClasses, test, t0);
+}
+
+/** Scores row-major class probabilities (n * numClasses) against `test.labels`; `t0` is when predicting began. */
+export function scoreProbabilities(probs: Float32Array, numClasses: number, test: ImageSet, t0: number): Evaluation {
+  if (!test.labels) throw new Error('scoreProbabilities: the test set has no labels');
   const predictions = argmaxRows(probs, numClasses);
   const names = numClasses === CIFAR10_CLASSES.length ? [...CIFAR10_CLASSES] : undefined;
   const metrics = computeMetrics(test.labels, predictions, numClasses, names);

@@ -76,6 +76,17 @@ function expectedBytes(spec: tf.io.WeightsManifestEntry): number {
  * Loads a model saved by saveModel (or any TF.js layers model directory with local weight files).
  * Errors name the directory/file and what was expected.
  */
+/**
+ * Fails fast, before any data is loaded, when one of `dirs` holds no saved model; `role` names what the
+ * directory was given as (e.g. 'teacher', 'ensemble member').
+ */
+export function assertSavedModelDirs(dirs: string[], role: string): void {
+  if (dirs.length === 0) throw new Error(`no ${role} model directories given`);
+  for (const d of dirs) {
+    if (!fs.existsSync(path.join(d, MODEL_JSON))) throw new Error(`${role} '${d}': no ${MODEL_JSON} there (expected a saved model directory, e.g. data/runs/full-1/copycats/NPD-SL/model)`);
+  }
+}
+
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(`loadModel: model directory ${dir} does not exist (expected a folder with ${MODEL_JSON} and ${WEIGHTS_BIN})`);

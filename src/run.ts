@@ -69,6 +69,11 @@ export function readJsonLines<T>(file: string): T[] {
   });
 }
 
+/** A user-given experiment name as a file or folder name (anything outside [A-Za-z0-9._-] becomes '_'). */
+export function fileSafeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
 /** Rewrites a whole JSON-lines file at once (atomically), e.g. after filling in a field old rows lack. */
 export function writeJsonLines(file: string, values: unknown[]): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

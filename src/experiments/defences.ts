@@ -92,9 +92,8 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
       continue;
     }
     const t0 = Date.now();
-    const make = () => oracleFor(d.answer, d.transforms?.());
     // Honest users: the label the defended API returns for each test image.
-    const honest = await make();
+    const honest = await oracleFor(d.answer, d.transforms?.());
     const answers = await honest.query({ ...test, labels: undefined }).finally(() => honest.dispose());
     const oracleAccuracy = answers.filter((a, i) => a.label === test.labels![i]).length / test.n;
     const stolen = await answersTo(d.name, d.answer, d.transforms?.());

@@ -3,10 +3,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { assertTrainingBackend, backendReport } from '../backend';
 import type { CopycatSetName } from '../config';
-import { loadModel, MODEL_JSON } from '../io';
+import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';
 import { foldBatchNorm } from '../models/fold';
-import { readJson, Run, writeJson } from '../run';
+import { fileSafeName, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import type { EpochRecord } from '../train';
 import { copycatTrainFor } from './trainLength';
@@ -38,16 +38,13 @@ export async function distilCopycat(
 ): Promise<DistillationResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
-  const dir = run.path('experiments', 'distillation', opts.name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  const dir = run.path('experiments', 'distillation', fileSafeName(opts.name));
   const resultFile = path.join(dir, 'result.json');
   if (fs.existsSync(resultFile)) {
     log(`distillation '${opts.name}' already done: ${resultFile}`);
     return readJson<DistillationResult>(resultFile, 'distillation result');
   }
-  if (teacherDirs.length === 0) throw new Error('distilCopycat: no teacher model directories given');
-  for (const d of teacherDirs) {
-    if (!fs.existsSync(path.join(d, MODEL_JSON))) throw new Error(`teacher '${d}': no ${MODEL_JSON} there (expected a saved copycat model directory)`);
-  }
+  assertSavedModelDirs(teacherDirs, 'teacher');
   assertTrainingBackend('distillation');
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
