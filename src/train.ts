@@ -4,6 +4,7 @@ import { batchTensor, predictProbabilities, range } from './preprocess';
 import { ImageSet } from './types';
 import { AugmentationConfig, augmentBatch } from './train/augment';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
+import { drawMixup, mixWithPartner } from './train/mixup';
 import { classBalancedIndices, shuffledIndices } from './train/sampler';
 import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
 
@@ -40,6 +41,12 @@ export interface TrainConfig {
   labelSmoothing: number;
   /** 'auto': data.soft when present, else data.labels. */
   targets: 'auto' | 'hard' | 'soft';
+  /**
+   * mixup alpha (src/train/mixup.ts): each batch is mixed with a permutation of itself, images and
+   * targets alike, with lam ~ Beta(alpha, alpha), after augmentation and before a teacher answers.
+   * 0 = off (the default; no random draws then, so runs without mixup keep their exact streams).
+   */
+  mixup: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -56,6 +63,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   classBalanced: false,
   labelSmoothing: 0,
   targets: 'auto',
+  mixup: 0,
 };
 
 /** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
@@ -77,6 +85,7 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!(c.weightDecay >= 0)) throw new Error(`TrainConfig.weightDecay must be >= 0, got ${c.weightDecay}`);
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw new Error(`TrainConfig.labelSmoothing must be in [0, 1), got ${c.labelSmoothing}`);
   if (!['auto', 'hard', 'soft'].includes(c.targets)) throw new Error(`TrainConfig.targets must be 'auto', 'hard' or 'soft', got '${c.targets}'`);
+  if (!(c.mixup >= 0) || !Number.isFinite(c.mixup)) throw new Error(`TrainConfig.mixup must be a finite number >= 0 (the Beta(alpha, alpha) parameter; 0 = off), got ${c.mixup}`);
   if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
   const pad = c.augmentation.pad ?? 4;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
@@ -316,8 +325,9 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
     if (opts.checkpointDir && hasCheckpoint(opts.checkpointDir)) {
       const ck = await loadCheckpoint<TrainState>(opts.checkpointDir);
       try {
+        // A key the checkpoint predates counts as its default (e.g. mixup: 0).
         const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
-          (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(ck.state.config[k]),
+          (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(k in ck.state.config ? ck.state.config[k] : DEFAULT_TRAIN_CONFIG[k]),
         );
         if (diff.length) {
           throw new Error(`train: ${opts.checkpointDir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
@@ -367,8 +377,16 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         for (const d of dropouts) d.seed = Math.floor(rng() * 2147483647);
 
         let correct: tf.Scalar | undefined;
-        const x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
+        let x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
         let y = tf.tensor2d(tBatch, [count, numClasses]);
+        if (cfg.mixup > 0) {
+          const draw = drawMixup(cfg.mixup, count, rng);
+          const [x0, y0] = [x, y];
+          x = mixWithPartner(x0, draw);
+          y = mixWithPartner(y0, draw);
+          x0.dispose();
+          y0.dispose();
+        }
         if (teacher) {
           const stored = y;
           y = tf.tidy(() => tf.add(tf.mul(teacher.predict(x), teacher.weight), tf.mul(stored, 1 - teacher.weight)) as tf.Tensor2D);
