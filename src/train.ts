@@ -91,6 +91,8 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
   const cutout = c.augmentation.cutout ?? 0;
   if (!Number.isInteger(cutout) || cutout < 0) throw new Error(`TrainConfig.augmentation.cutout must be a non-negative integer (square side in pixels), got ${cutout}`);
+  const prob = c.augmentation.probability ?? 1;
+  if (!(prob >= 0 && prob <= 1)) throw new Error(`TrainConfig.augmentation.probability must be in [0, 1] (share of images augmented), got ${prob}`);
   validateSchedule(c.schedule, 'TrainConfig.schedule');
   return c;
 }

@@ -393,4 +393,22 @@ describe('train helpers', () => {
     assert.equal(calls, 3);
     assert.throws(() => resolveTrainConfig({ augmentation: { crop: true, flip: true, cutout: -1 } }), /augmentation\.cutout/);
   });
+
+  it('augments only the given share of the images', () => {
+    const n = 2000;
+    const set = { images: new Uint8Array(n * 2 * 3 * 3).map((_, i) => 1 + (i % 200)), height: 2, width: 3 };
+    const rng = seedrandom('share');
+    const out = augmentBatch(set, range(0, n), { crop: false, flip: true, probability: 0.3 }, rng);
+    const img = 2 * 3 * 3;
+    let changed = 0;
+    for (let b = 0; b < n; b++) if (out.subarray(b * img, (b + 1) * img).some((v, j) => v !== set.images[b * img + j])) changed++;
+    // Flipped with probability 0.3 * 0.5 (these 2x3 images are not mirror-symmetric).
+    assert.ok(Math.abs(changed / n - 0.15) < 0.03, `share of altered images ${changed / n}, expected about 0.15`);
+    assert.deepEqual(augmentBatch(set, range(0, 10), { crop: true, flip: true, probability: 0 }, rng), set.images.subarray(0, 10 * img));
+    // At the default share of 1, no extra draw: the same stream as before the option existed.
+    let calls = 0;
+    augmentBatch(set, [0], { crop: true, flip: true, pad: 1, probability: 1 }, () => (calls++, 0.3));
+    assert.equal(calls, 3);
+    assert.throws(() => resolveTrainConfig({ augmentation: { crop: true, flip: true, probability: 1.5 } }), /augmentation\.probability must be in \[0, 1\]/);
+  });
 });

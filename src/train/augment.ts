@@ -13,6 +13,12 @@ export interface AugmentationConfig {
    * copycats, whose stolen set is fixed: it cannot ask the oracle about more images.
    */
   cutout?: number;
+  /**
+   * Share of the images that get crop/flip/cutout at all; the others are used as they are. Default 1.
+   * For copycats: the stolen label belongs to the unaltered image only (bench:consistency), so a share
+   * below 1 trades augmentation's label noise against overfitting a fixed set.
+   */
+  probability?: number;
 }
 
 /**
@@ -30,9 +36,15 @@ export function augmentBatch(
   const img = h * w * 3;
   const out = new Uint8Array(indices.length * img);
   const pad = cfg.crop ? (cfg.pad ?? 4) : 0;
+  const p = cfg.probability ?? 1;
   for (let b = 0; b < indices.length; b++) {
     const src = indices[b] * img;
     const dst = b * img;
+    // Drawn only when p < 1, so runs at the default keep their exact random streams.
+    if (p < 1 && rng() >= p) {
+      out.set(set.images.subarray(src, src + img), dst);
+      continue;
+    }
     // Offsets of the crop window relative to the unpadded image, in -pad..pad.
     const dy = pad ? Math.floor(rng() * (2 * pad + 1)) - pad : 0;
     const dx = pad ? Math.floor(rng() * (2 * pad + 1)) - pad : 0;
