@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+set -u
+cd /work/main
+export COPYCAT_MIRROR_DIR=/work/shared/datasets
+run() { # name overrides
+  local d=data/runs/$1
+  # Same oracle weights; the stolen labels are re-queried (the query cache is tied to the run's oracle name).
+  mkdir -p $d && cp -r data/runs/full-1/oracle $d/
+  echo "=== $1 $(date)"
+  COPYCAT_OVERRIDES="$2" /usr/bin/time -v npm run experiment -- pipeline --profile full --run-dir $d --sets NPD-SL > nbexp/$1.log 2>&1
+  echo "rc $? $(date)"
+}
+run full-mixup04-noaug '{"copycat":{"train":{"mixup":0.4,"augmentation":{"crop":false,"flip":false}}}}'
+run full-mixup04 '{"copycat":{"train":{"mixup":0.4}}}'
+echo "=== done $(date)"
