@@ -9,5 +9,5 @@ run() { # name overrides
   COPYCAT_OVERRIDES="$2" /usr/bin/time -v npm run experiment -- pipeline --profile full --run-dir $d --sets NPD-SL > nbexp/$1.log 2>&1
   echo "rc $? $(date)"
 }
-run full-augp05-e24 '{"copycat":{"train":{"epochs":24,"augmentation":{"probability":0.5}}}}'
+run full-augp03 '{"copycat":{"train":{"augmentation":{"probability":0.3}}}}'
 echo "=== done $(date)"
