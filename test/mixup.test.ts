@@ -5,36 +5,14 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { drawMixup, mixWithPartner } from '../src/train/mixup';
 import { resolveTrainConfig, train, TrainConfig } from '../src/train';
-import { ImageSet } from '../src/types';
 import { tempDir } from './tempDirs';
-
-function tinySet(n: number, seed = 'mix'): ImageSet {
-  const rng = seedrandom(seed);
-  const images = new Uint8Array(n * 8 * 8 * 3);
-  const labels = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 3;
-    for (let p = 0; p < 64; p++) for (let ch = 0; ch < 3; ch++) images[(i * 64 + p) * 3 + ch] = Math.floor(rng() * 120) + (ch === i % 3 ? 110 : 0);
-  }
-  return { images, n, height: 8, width: 8, labels };
-}
-
-function tiny(seed = 1): tf.LayersModel {
-  const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: tf.initializers.heNormal({ seed }) }).apply(input) as tf.SymbolicTensor;
-  x = tf.layers.activation({ activation: 'relu' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
-  x = tf.layers.dense({ units: 3, name: 'logits', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.activation({ activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
-  return tf.model({ inputs: input, outputs: x });
-}
+import { tinySet, tiny, weightsOf } from './trainFixtures';
 
 const quiet = { log: false as const };
 const base: Partial<TrainConfig> = {
   epochs: 2, batchSize: 16, optimizer: 'sgd', learningRate: 0.02, weightDecay: 0,
   schedule: { kind: 'constant' }, augmentation: { crop: false, flip: false }, seed: 3,
 };
-const weights = async (m: tf.LayersModel) => Promise.all(m.getWeights().map(async (w) => Array.from(await w.data())));
 
 describe('mixup', () => {
   it('draws lam ~ Beta(alpha, alpha) and a permutation of the batch, reproducibly', () => {
@@ -74,7 +52,7 @@ describe('mixup', () => {
       };
       const r = await train(m, data, { ...base, mixup }, { ...quiet, teacher });
       assert.equal(tf.memory().numTensors, start, `mixup ${mixup}: train() leaked tensors`);
-      const w = await weights(m);
+      const w = await weightsOf(m);
       m.dispose();
       return { w, r };
     };

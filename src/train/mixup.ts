@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { randomBeta } from 'd3-random';
+import { shuffledIndices } from './sampler';
 
 /**
  * mixup (Zhang et al., ICLR 2018): train on convex combinations of two examples and of their targets,
@@ -19,15 +20,7 @@ export interface MixupDraw {
 export function drawMixup(alpha: number, count: number, rng: () => number): MixupDraw {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new Error(`mixup: alpha must be a finite number > 0, got ${alpha}`);
   const lambda = randomBeta.source(rng)(alpha, alpha)();
-  const partner = new Int32Array(count);
-  for (let i = 0; i < count; i++) partner[i] = i;
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const t = partner[i];
-    partner[i] = partner[j];
-    partner[j] = t;
-  }
-  return { lambda, partner };
+  return { lambda, partner: shuffledIndices(count, rng) };
 }
 
 /** lam * t + (1 - lam) * t[partner] along the batch axis; works for images and for targets. */
