@@ -14,7 +14,6 @@ import { ImageSet } from '../src/types';
 import { tempDir } from './tempDirs';
 import { tinySet, tiny, weightsOf } from './trainFixtures';
 
-
 const quiet = { log: false as const };
 const base: Partial<TrainConfig> = {
   epochs: 3, batchSize: 16, optimizer: 'sgd', learningRate: 0.02, weightDecay: 5e-4,
