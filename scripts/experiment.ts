@@ -5,7 +5,7 @@
  *   npm run experiment -- oracle --profile full           the oracle only; prints its metrics JSON
  *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
- *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--name N]
+ *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--shift PX] [--name N]
  *                                                          saved copycats of D's oracle scored as one ensemble
  *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E]
  *                                                          a copycat trained on D's stolen set with teacher targets
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
       sets: { type: 'string' },
       models: { type: 'string' },
       flip: { type: 'boolean' },
+      shift: { type: 'string' },
       name: { type: 'string' },
       teachers: { type: 'string' },
       weight: { type: 'string' },
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
   }
   if (what === 'ensemble' && !values.models) throw new Error('ensemble: --models is required (comma-separated saved copycat model directories)');
+  const shift = values.shift === undefined ? 0 : Number(values.shift);
+  if (!(Number.isInteger(shift) && shift >= 0 && shift < 16)) throw new Error(`ensemble: --shift must be a whole number of pixels from 0 to 15, got '${values.shift}'`);
   console.log(formatBackendReport(await initBackend()));
   const run = openRun({ profile: values.profile as string | undefined, dir: values['run-dir'] as string | undefined });
   const t0 = Date.now();
@@ -84,8 +87,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
   } else if (what === 'ensemble') {
     const members = list(values.models);
-    const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}`;
-    const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip });
+    const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}${shift ? `-shift${shift}` : ''}`;
+    const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip, shift });
     console.log(JSON.stringify({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));
   } else {
     for (const r of await defenceExperiment(run, { epochs })) console.log(JSON.stringify(r));

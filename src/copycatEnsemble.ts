@@ -1,25 +1,38 @@
 import * as tf from '@tensorflow/tfjs';
 import { Evaluation, scoreProbabilities } from './evaluate';
-import { predictProbabilities, range } from './preprocess';
-import { augmentBatch } from './train/augment';
+import { predictProbabilities } from './preprocess';
+import { shiftImages } from './train/augment';
 import { ImageSet } from './types';
 
 /**
  * Several copycats trained on the same stolen labels, answering together: the mean of their class
- * probabilities (optionally also on each image's mirror, "flip test-time augmentation"). It costs no
+ * probabilities (optionally also on each image's mirror and shifted copies, "test-time augmentation"). It costs no
  * further query, since every member learnt from the same answers, only more inference for the attacker; the
  * architecture of a copycat is the attacker's free choice, and an average of nets is one.
  */
 export interface EnsembleOptions {
   /** Also average each model's prediction on the horizontally mirrored image. */
   flip?: boolean;
+  /**
+   * Also average over the image moved by this many pixels up, down, left and right (black border, as the
+   * training crop makes it), and over those views' mirrors when `flip` is on. 0 or absent = off.
+   */
+  shift?: number;
   batchSize?: number;
 }
 
 /** A horizontally mirrored copy of every image of `set` (uint8, same layout). */
 export function mirrorImages<T extends Pick<ImageSet, 'images' | 'height' | 'width' | 'n'>>(set: T): T {
-  // augmentBatch flips when its random draw is below 1/2: a constant 0 flips every image.
-  return { ...set, images: augmentBatch(set, range(0, set.n), { crop: false, flip: true }, () => 0) };
+  return { ...set, images: shiftImages(set, 0, 0, true) };
+}
+
+/** The (dy, dx, mirrored) views that `opts` averages over; the first is the image itself. */
+export function testTimeViews(opts: Pick<EnsembleOptions, 'flip' | 'shift'>): { dy: number; dx: number; flip: boolean }[] {
+  const s = opts.shift ?? 0;
+  if (!(Number.isInteger(s) && s >= 0)) throw new Error(`ensemble shift must be a whole number of pixels >= 0, got ${s}`);
+  const offsets = s ? [[0, 0], [-s, 0], [s, 0], [0, -s], [0, s]] : [[0, 0]];
+  const flips = opts.flip ? [false, true] : [false];
+  return flips.flatMap((flip) => offsets.map(([dy, dx]) => ({ dy, dx, flip })));
 }
 
 /** Mean class probabilities of `models` over `set` (n * numClasses, row-major). */
@@ -29,10 +42,12 @@ export async function ensembleProbabilities(
   opts: EnsembleOptions = {},
 ): Promise<Float32Array> {
   if (models.length === 0) throw new Error('ensembleProbabilities: no models given');
-  const views = opts.flip ? [set, mirrorImages(set)] : [set];
+  const views = testTimeViews(opts);
   let sum: Float32Array | undefined;
   for (const model of models) {
-    for (const view of views) {
+    for (const v of views) {
+      // Built per model rather than kept: ten views of the 10k test set would hold 300 MB for nothing.
+      const view = v.dy || v.dx || v.flip ? { ...set, images: shiftImages(set, v.dy, v.dx, v.flip) } : set;
       const p = await predictProbabilities(model, view, opts.batchSize);
       if (!sum) sum = p;
       else {

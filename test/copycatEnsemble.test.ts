@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { ensembleProbabilities, evaluateEnsemble, mirrorImages } from '../src/copycatEnsemble';
+import { ensembleProbabilities, evaluateEnsemble, mirrorImages, testTimeViews } from '../src/copycatEnsemble';
+import { augmentBatch, shiftImages } from '../src/train/augment';
+import { range } from '../src/preprocess';
 import { predictProbabilities } from '../src/preprocess';
 import { openRun } from '../src/run';
 import { scoreCopycatEnsemble } from '../src/steps/ensembleStep';
@@ -28,6 +30,33 @@ describe('copycat ensemble', () => {
     assert.deepEqual(mirrorImages(m).images, set.images);
   });
 
+  it('shifts images with a black border, the same view the training crop gives for that offset', () => {
+    const px = (imgs: Uint8Array, img: number, y: number, x: number) => Array.from(imgs.subarray((img * 64 + y * 8 + x) * 3, (img * 64 + y * 8 + x) * 3 + 3));
+    const s = shiftImages(set, 0, 2, false);
+    assert.deepEqual(px(s, 3, 5, 0), px(set.images, 3, 5, 2));
+    assert.deepEqual(px(s, 3, 5, 6), [0, 0, 0]);
+    const up = shiftImages(set, -1, 0, false);
+    assert.deepEqual(px(up, 0, 0, 4), [0, 0, 0]);
+    assert.deepEqual(px(up, 0, 1, 4), px(set.images, 0, 0, 4));
+    // A constant draw of 5.5/9 makes augmentBatch crop at offset (+1, +1) of a 4-pixel pad; 0.9 then skips its flip.
+    const draws = [5.5 / 9, 5.5 / 9, 0.9];
+    let i = 0;
+    const cropped = augmentBatch(set, range(0, set.n), { crop: true, flip: true }, () => draws[i++ % 3]);
+    assert.deepEqual(shiftImages(set, 1, 1, false), cropped);
+    assert.deepEqual(shiftImages(set, 0, 0, true), mirrorImages(set).images);
+  });
+
+  it('lists the test-time views: the image first, four shifts, and their mirrors', () => {
+    assert.deepEqual(testTimeViews({}), [{ dy: 0, dx: 0, flip: false }]);
+    assert.equal(testTimeViews({ flip: true }).length, 2);
+    assert.deepEqual(testTimeViews({ shift: 2 }).map((v) => [v.dy, v.dx]), [[0, 0], [-2, 0], [2, 0], [0, -2], [0, 2]]);
+    const both = testTimeViews({ flip: true, shift: 1 });
+    assert.equal(both.length, 10);
+    assert.equal(new Set(both.map((v) => JSON.stringify(v))).size, 10);
+    assert.throws(() => testTimeViews({ shift: 1.5 }), /whole number of pixels >= 0, got 1.5/);
+    assert.throws(() => testTimeViews({ shift: -1 }), /got -1/);
+  });
+
   it('averages the members, and with flip also each member on the mirrored images', async () => {
     const pa = await predictProbabilities(a, set);
     const pb = await predictProbabilities(b, set);
@@ -37,14 +66,17 @@ describe('copycat ensemble', () => {
     const flipped = await ensembleProbabilities([a], set, { flip: true });
     assert.ok(close(flipped, pa.map((x, i) => (x + pam[i]) / 2)));
     assert.ok(!close(flipped, pa), 'the mirrored view must change something for a dense model on random pixels');
+    const shifted = await ensembleProbabilities([a], set, { shift: 1 });
+    const views = await Promise.all([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]].map(([dy, dx]) => predictProbabilities(a, { ...set, images: shiftImages(set, dy, dx, false) })));
+    assert.ok(close(shifted, pa.map((_, i) => views.reduce((t, v) => t + v[i], 0) / 5)));
     await assert.rejects(ensembleProbabilities([], set), /no models/);
   });
 
   it('scores the ensemble and leaks no tensor', async () => {
     const labelled = { ...set, labels: new Uint8Array(set.n).map((_, i) => i % 10) };
-    const ev0 = await evaluateEnsemble([a, b], labelled, { flip: true });
+    const ev0 = await evaluateEnsemble([a, b], labelled, { flip: true, shift: 2 });
     const before = tf.memory().numTensors;
-    const ev = await evaluateEnsemble([a, b], labelled, { flip: true });
+    const ev = await evaluateEnsemble([a, b], labelled, { flip: true, shift: 2 });
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(ev.predictions, ev0.predictions);
     const expected = ev.predictions.filter((p, i) => p === labelled.labels[i]).length / set.n;

@@ -11,6 +11,8 @@ export interface EnsembleResult {
   /** Model directories of the members (each a saved copycat). */
   members: string[];
   flip: boolean;
+  /** Pixels of the shifted test-time views (0 = none); see EnsembleOptions.shift. */
+  shift: number;
   metrics: Metrics;
   agreement: number;
   performanceOverTarget: number;
@@ -25,7 +27,7 @@ export interface EnsembleResult {
  * the run's oracle on its test set, and writes experiments/ensembles/<name>.json. Members may come from
  * other run directories as long as they attacked the same oracle; that is the caller's claim to keep.
  */
-export async function scoreCopycatEnsemble(run: Run, memberDirs: string[], opts: { name: string; flip?: boolean; log?: (s: string) => void }): Promise<EnsembleResult> {
+export async function scoreCopycatEnsemble(run: Run, memberDirs: string[], opts: { name: string; flip?: boolean; shift?: number; log?: (s: string) => void }): Promise<EnsembleResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   assertSavedModelDirs(memberDirs, 'ensemble member');
   const t0 = Date.now();
@@ -41,10 +43,10 @@ export async function scoreCopycatEnsemble(run: Run, memberDirs: string[], opts:
       memberScores.push({ dir: memberDirs[i], accuracy: ev.metrics.accuracy, macroAverage: ev.metrics.macroAverage, agreement: cmp.agreement });
       log(`member ${memberDirs[i]}: accuracy ${(100 * ev.metrics.accuracy).toFixed(2)} %, agreement ${(100 * cmp.agreement).toFixed(2)} %`);
     }
-    const ev = await evaluateEnsemble(models, test, { flip: opts.flip });
+    const ev = await evaluateEnsemble(models, test, { flip: opts.flip, shift: opts.shift });
     const cmp = compareWithOracle(ev, oracle);
     const result: EnsembleResult = {
-      name: opts.name, members: memberDirs, flip: !!opts.flip, metrics: ev.metrics, agreement: cmp.agreement,
+      name: opts.name, members: memberDirs, flip: !!opts.flip, shift: opts.shift ?? 0, metrics: ev.metrics, agreement: cmp.agreement,
       performanceOverTarget: cmp.performanceOverTarget, memberScores, wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
     };
     writeJson(run.path('experiments', 'ensembles', `${fileSafeName(opts.name)}.json`), result);

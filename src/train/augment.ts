@@ -67,6 +67,21 @@ export function augmentBatch(
   return out;
 }
 
+/**
+ * Every image of `set` moved by (dy, dx) pixels, optionally mirrored first, with the uncovered border
+ * black: the same view augmentBatch's crop gives for that offset. For test-time augmentation.
+ */
+export function shiftImages(
+  set: Pick<ImageSet, 'images' | 'height' | 'width'> & { n: number },
+  dy: number, dx: number, flip: boolean,
+): Uint8Array {
+  const { height: h, width: w } = set;
+  const img = h * w * 3;
+  const out = new Uint8Array(set.n * img);
+  for (let b = 0; b < set.n; b++) copyShifted(set.images, b * img, out, b * img, h, w, dy, dx, flip);
+  return out;
+}
+
 function copyShifted(
   images: Uint8Array, src: number, out: Uint8Array, dst: number,
   h: number, w: number, dy: number, dx: number, flip: boolean,
