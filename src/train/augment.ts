@@ -72,7 +72,7 @@ export function augmentBatch(
  * black: the same view augmentBatch's crop gives for that offset. For test-time augmentation.
  */
 export function shiftImages(
-  set: Pick<ImageSet, 'images' | 'height' | 'width'> & { n: number },
+  set: Pick<ImageSet, 'images' | 'height' | 'width' | 'n'>,
   dy: number, dx: number, flip: boolean,
 ): Uint8Array {
   const { height: h, width: w } = set;
