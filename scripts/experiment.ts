@@ -7,6 +7,8 @@
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
  *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--shift PX] [--name N]
  *                                                          saved copycats of D's oracle scored as one ensemble
+ *   npm run experiment -- members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX]
+ *                                                          copycats differing only in their seed, then their ensemble
  *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E]
  *                                                          a copycat trained on D's stolen set with teacher targets
  *
@@ -18,6 +20,7 @@ import { parseArgs } from 'util';
 import { formatBackendReport, initBackend } from '../src/backend';
 import { defenceExperiment } from '../src/experiments/defences';
 import { distilCopycat } from '../src/experiments/distillation';
+import { parseSeeds, trainSeedMembers } from '../src/experiments/seedMembers';
 import { queryBudgetCurve } from '../src/experiments/queryBudget';
 import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
@@ -43,12 +46,14 @@ async function main(): Promise<void> {
       name: { type: 'string' },
       teachers: { type: 'string' },
       weight: { type: 'string' },
+      seeds: { type: 'string' },
+      group: { type: 'string' },
     },
   });
   const what = positionals[0];
   const list = (s: unknown) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
-  if (!['oracle', 'pipeline', 'budget', 'defences', 'ensemble', 'distil'].includes(what)) {
-    throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences|ensemble|distil [--profile P] [--run-dir D] (got '${what ?? ''}')`);
+  if (!['oracle', 'pipeline', 'budget', 'defences', 'ensemble', 'distil', 'members'].includes(what)) {
+    throw new Error(`usage: npm run experiment -- oracle|pipeline|budget|defences|ensemble|distil|members [--profile P] [--run-dir D] (got '${what ?? ''}')`);
   }
   const weight = values.weight === undefined || String(values.weight).trim() === '' ? NaN : Number(values.weight);
   if (what === 'distil') {
@@ -57,8 +62,13 @@ async function main(): Promise<void> {
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
   }
   if (what === 'ensemble' && !values.models) throw new Error('ensemble: --models is required (comma-separated saved copycat model directories)');
+  if (what === 'members') {
+    if (!values.seeds) throw new Error('members: --seeds is required, e.g. --seeds 1,2,3 or --seeds 1-4');
+    if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`members: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
+  }
+  const seeds = what === 'members' ? parseSeeds(String(values.seeds)) : [];
   const shift = values.shift === undefined ? 0 : Number(values.shift);
-  if (!(Number.isInteger(shift) && shift >= 0 && shift < 16)) throw new Error(`ensemble: --shift must be a whole number of pixels from 0 to 15, got '${values.shift}'`);
+  if (!(Number.isInteger(shift) && shift >= 0 && shift < 16)) throw new Error(`${what}: --shift must be a whole number of pixels from 0 to 15, got '${values.shift}'`);
   console.log(formatBackendReport(await initBackend()));
   const run = openRun({ profile: values.profile as string | undefined, dir: values['run-dir'] as string | undefined });
   const t0 = Date.now();
@@ -85,6 +95,16 @@ async function main(): Promise<void> {
       name: String(values.name), weight, set: values.sets as CopycatSetName | undefined, epochs,
     });
     console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
+  } else if (what === 'members') {
+    await stealLabels(run); // the members learn from the run's stolen answers; asked once, then read from the cache
+    const r = await trainSeedMembers(run, seeds, { set: values.sets as CopycatSetName | undefined, group: values.group as string | undefined, flip: !!values.flip, shift });
+    for (const m of r.members) {
+      console.log(JSON.stringify({ experiment: 'member', group: r.group, seed: m.seed, modelDir: m.modelDir, accuracy: m.metrics.accuracy, macroAverage: m.metrics.macroAverage, agreement: m.agreement, performanceOverTarget: m.performanceOverTarget, wallSeconds: m.wallSeconds }));
+    }
+    if (r.ensemble) {
+      const { metrics, ...e } = r.ensemble;
+      console.log(JSON.stringify({ experiment: 'ensemble', ...e, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));
+    }
   } else if (what === 'ensemble') {
     const members = list(values.models);
     const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}${shift ? `-shift${shift}` : ''}`;

@@ -63,18 +63,20 @@ export async function fitCopycat(
   run: Run,
   data: ImageSet,
   dir: string,
-  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher'] },
+  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number },
 ): Promise<CopycatFit> {
   const hooks = opts.hooks ?? {};
   const log = hooks.log ?? ((s: string) => console.log(s));
   const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
   const { test } = await cifarForRun(run);
   const cfg = run.config.copycat;
-  const model = createModel(cfg.architecture, { seed: run.config.seed + 100 });
+  // The seed draws the initial weights, the batch order and the augmentation; the run's seed by default.
+  const seed = opts.seed ?? run.config.seed;
+  const model = createModel(cfg.architecture, { seed: seed + 100 });
   try {
     log(`${opts.label}: ${cfg.architecture} on ${data.n} images with stolen answers`);
     const bar = trainingProgress(opts.label);
-    const result = await train(model, data, { seed: run.config.seed, ...cfg.train, ...opts.train }, {
+    const result = await train(model, data, { seed, ...cfg.train, ...opts.train }, {
       checkpointDir: path.join(dir, 'checkpoints'),
       // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
       val: curveTestSet(run, test),

@@ -1,0 +1,136 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { assertTrainingBackend, backendReport } from '../backend';
+import type { CopycatSetName } from '../config';
+import type { Metrics } from '../metrics';
+import { fileSafeName, readJson, Run, writeJson } from '../run';
+import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
+import { EnsembleResult, scoreCopycatEnsemble } from '../steps/ensembleStep';
+import type { EpochRecord, TrainConfig } from '../train';
+
+/**
+ * What makes two members comparable: the same stolen set, architecture and training recipe, differing
+ * only in the seed. Stored with each member so a changed COPYCAT_OVERRIDES cannot silently mix recipes.
+ */
+export interface MemberRecipe {
+  set: CopycatSetName;
+  architecture: string;
+  train: Partial<TrainConfig>;
+}
+
+export interface SeedMemberResult {
+  seed: number;
+  recipe: MemberRecipe;
+  /** The saved model, for `npm run experiment -- ensemble --models` and for notebooks. */
+  modelDir: string;
+  queries: number;
+  metrics: Metrics;
+  agreement: number;
+  performanceOverTarget: number;
+  history: EpochRecord[];
+  trainImagesPerSecond: number;
+  wallSeconds: number;
+  backend: string;
+}
+
+export interface SeedMembersResult {
+  group: string;
+  members: SeedMemberResult[];
+  /** Every member averaged (see copycatEnsemble.ts); null with a single member and no test-time views. */
+  ensemble: EnsembleResult | null;
+}
+
+/** Parses "1,2,3" or "1-4" (or a mix) into distinct positive whole seeds, in the order given. */
+export function parseSeeds(text: string): number[] {
+  const seeds: number[] = [];
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`--seeds: expected whole numbers or ranges like 1,2,3 or 1-4, got '${part}'`);
+    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (a < 1 || b < a) throw new Error(`--seeds: '${part}' must be seeds >= 1 in ascending order`);
+    for (let s = a; s <= b; s++) if (!seeds.includes(s)) seeds.push(s);
+  }
+  if (!seeds.length) throw new Error(`--seeds: no seed given in '${text}'`);
+  return seeds;
+}
+
+export function memberRecipe(run: Run, set: CopycatSetName): MemberRecipe {
+  const { architecture, train } = run.config.copycat;
+  return { set, architecture, train: JSON.parse(JSON.stringify(train)) as Partial<TrainConfig> };
+}
+
+/** The default group name: one folder per stolen set, architecture and schedule length. */
+export function defaultGroup(recipe: MemberRecipe): string {
+  return fileSafeName(`${recipe.set}-${recipe.architecture}-e${recipe.train.epochs ?? 'default'}`);
+}
+
+/** '' when equal, else which part differs, with both values, for the error message. */
+export function recipeDifference(a: MemberRecipe, b: MemberRecipe): string {
+  const keys = (x: object, y: object) => [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
+  const diffs: string[] = [];
+  for (const k of ['set', 'architecture'] as const) if (a[k] !== b[k]) diffs.push(`${k}: ${JSON.stringify(a[k])} there, ${JSON.stringify(b[k])} now`);
+  const ta = a.train as Record<string, unknown>;
+  const tb = b.train as Record<string, unknown>;
+  for (const k of keys(ta, tb)) {
+    if (JSON.stringify(ta[k]) !== JSON.stringify(tb[k])) diffs.push(`train.${k}: ${JSON.stringify(ta[k])} there, ${JSON.stringify(tb[k])} now`);
+  }
+  return diffs.join('; ');
+}
+
+/**
+ * Copycats that differ only in their seed, all trained on the run's stolen answers (no new query), then
+ * scored as one ensemble. Independent seeds make equally strong members whose errors overlap less than
+ * those of copies trained with other recipes (docs/experiments.md), which is what averaging needs.
+ *
+ * Layout: experiments/members/<group>/recipe.json and s<seed>/{checkpoints,model,result.json}. A
+ * finished member is read back, an interrupted one resumes from its last epoch, so the same command
+ * can be re-run after a kill or in a later session, and more seeds can be added later.
+ */
+export async function trainSeedMembers(
+  run: Run,
+  seeds: number[],
+  opts: { set?: CopycatSetName; group?: string; flip?: boolean; shift?: number; log?: (s: string) => void } = {},
+): Promise<SeedMembersResult> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const set = opts.set ?? 'NPD-SL';
+  const recipe = memberRecipe(run, set);
+  const group = opts.group ? fileSafeName(opts.group) : defaultGroup(recipe);
+  const groupDir = run.path('experiments', 'members', group);
+  const recipeFile = path.join(groupDir, 'recipe.json');
+  if (fs.existsSync(recipeFile)) {
+    const diff = recipeDifference(readJson<MemberRecipe>(recipeFile, 'member recipe'), recipe);
+    if (diff) throw new Error(`members: ${groupDir} holds members of another recipe (${diff}); use another --group or the same COPYCAT_OVERRIDES`);
+  } else {
+    writeJson(recipeFile, recipe);
+  }
+  const members: SeedMemberResult[] = [];
+  for (const seed of seeds) {
+    const dir = path.join(groupDir, `s${seed}`);
+    const resultFile = path.join(dir, 'result.json');
+    if (fs.existsSync(resultFile)) {
+      log(`member seed ${seed} already trained: ${resultFile}`);
+      // The model directory is re-derived: the run directory may have moved since.
+      members.push({ ...readJson<SeedMemberResult>(resultFile, `member seed ${seed} result`), modelDir: path.join(dir, 'model') });
+      continue;
+    }
+    assertTrainingBackend(`copycat member training (seed ${seed})`);
+    const t0 = Date.now();
+    const { data, queries } = await stolenSetForRun(run, set, log);
+    const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, seed, hooks: { log } });
+    const result: SeedMemberResult = {
+      seed, recipe, modelDir: path.join(dir, 'model'), queries, metrics: fit.metrics, agreement: fit.agreement,
+      performanceOverTarget: fit.performanceOverTarget, history: fit.history, trainImagesPerSecond: fit.trainImagesPerSecond,
+      wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
+    };
+    writeJson(resultFile, result);
+    members.push(result);
+  }
+  const views = !!opts.flip || (opts.shift ?? 0) > 0;
+  const ensemble = members.length > 1 || views
+    ? await scoreCopycatEnsemble(run, members.map((m) => m.modelDir), {
+      name: `${group}-s${seeds.join('s')}${opts.flip ? '-flip' : ''}${opts.shift ? `-shift${opts.shift}` : ''}`,
+      flip: opts.flip, shift: opts.shift, log,
+    })
+    : null;
+  return { group, members, ensemble };
+}

@@ -1,0 +1,39 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { defaultGroup, memberRecipe, parseSeeds, recipeDifference, trainSeedMembers } from '../src/experiments/seedMembers';
+import { openRun } from '../src/run';
+import { tmpDir } from './oracleFixtures';
+
+describe('seed members', () => {
+  it('parses seed lists and ranges, once each, and names what it cannot read', () => {
+    assert.deepEqual(parseSeeds('1,2,3'), [1, 2, 3]);
+    assert.deepEqual(parseSeeds('1-4'), [1, 2, 3, 4]);
+    assert.deepEqual(parseSeeds(' 5, 2-3 ,3'), [5, 2, 3]);
+    assert.throws(() => parseSeeds('1,x'), /--seeds: expected whole numbers or ranges like 1,2,3 or 1-4, got 'x'/);
+    assert.throws(() => parseSeeds('4-2'), /'4-2' must be seeds >= 1 in ascending order/);
+    assert.throws(() => parseSeeds('0'), /must be seeds >= 1/);
+    assert.throws(() => parseSeeds(' , '), /no seed given/);
+  });
+
+  it('groups members by set, architecture and schedule, and tells recipes apart', () => {
+    const run = openRun({ profile: 'full', dir: tmpDir('members-run'), overrides: { copycat: { architecture: 'resnet-9w32', train: { epochs: 22 } } } });
+    const r = memberRecipe(run, 'NPD-SL');
+    assert.equal(defaultGroup(r), 'NPD-SL-resnet-9w32-e22');
+    assert.equal(defaultGroup(memberRecipe(run, 'NPD+PD-SL')), 'NPD_PD-SL-resnet-9w32-e22');
+    assert.equal(recipeDifference(r, memberRecipe(run, 'NPD-SL')), '');
+    const other = { ...r, train: { ...r.train, augmentation: { crop: true, flip: true, pad: 4, probability: 0.5 } } };
+    assert.match(recipeDifference(r, other), /^train\.augmentation: .*"pad":4\} there, .*"probability":0\.5\} now$/);
+    assert.match(recipeDifference(r, { ...r, architecture: 'resnet-9' }), /architecture: "resnet-9w32" there, "resnet-9" now/);
+  });
+
+  it('refuses to add members of another recipe to a group, before any training', async () => {
+    const dir = tmpDir('members-run');
+    const run = openRun({ profile: 'smoke', dir });
+    const recipe = memberRecipe(run, 'NPD-SL');
+    const groupDir = path.join(dir, 'experiments', 'members', defaultGroup(recipe));
+    fs.mkdirSync(groupDir, { recursive: true });
+    fs.writeFileSync(path.join(groupDir, 'recipe.json'), JSON.stringify({ ...recipe, train: { ...recipe.train, labelSmoothing: 0 } }));
+    await assert.rejects(trainSeedMembers(run, [1], { log: () => undefined }), /holds members of another recipe \(train\.labelSmoothing: 0 there, 0\.2 now\); use another --group/);
+  });
+});
