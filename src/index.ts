@@ -37,6 +37,7 @@ export * from './experiments/queryBudget';
 export * from './experiments/defences';
 export * from './experiments/trainLength';
 export * from './experiments/distillation';
+export * from './experiments/seedMembers';
 export * from './experiments/experimentFigures';
 export * from './copycatEnsemble';
 export * from './steps/ensembleStep';
