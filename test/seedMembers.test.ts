@@ -35,5 +35,7 @@ describe('seed members', () => {
     fs.mkdirSync(groupDir, { recursive: true });
     fs.writeFileSync(path.join(groupDir, 'recipe.json'), JSON.stringify({ ...recipe, train: { ...recipe.train, labelSmoothing: 0 } }));
     await assert.rejects(trainSeedMembers(run, [1], { log: () => undefined }), /holds members of another recipe \(train\.labelSmoothing: 0 there, 0\.2 now\); use another --group/);
+    const fixedSeed = openRun({ profile: 'smoke', dir: tmpDir('members-run'), overrides: { copycat: { train: { seed: 3 } } } });
+    await assert.rejects(trainSeedMembers(fixedSeed, [1, 2], { log: () => undefined }), /sets copycat\.train\.seed \(3\), which would give every member the same batch order/);
   });
 });

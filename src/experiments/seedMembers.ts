@@ -94,6 +94,9 @@ export async function trainSeedMembers(
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
   const recipe = memberRecipe(run, set);
+  if (recipe.train.seed !== undefined) {
+    throw new Error(`members: the config sets copycat.train.seed (${recipe.train.seed}), which would give every member the same batch order and augmentation; remove it, --seeds sets each member's seed`);
+  }
   const group = opts.group ? fileSafeName(opts.group) : defaultGroup(recipe);
   const groupDir = run.path('experiments', 'members', group);
   const recipeFile = path.join(groupDir, 'recipe.json');
@@ -104,6 +107,7 @@ export async function trainSeedMembers(
     writeJson(recipeFile, recipe);
   }
   const members: SeedMemberResult[] = [];
+  let stolen: Awaited<ReturnType<typeof stolenSetForRun>> | undefined; // loaded once, only if a member needs training
   for (const seed of seeds) {
     const dir = path.join(groupDir, `s${seed}`);
     const resultFile = path.join(dir, 'result.json');
@@ -115,7 +119,8 @@ export async function trainSeedMembers(
     }
     assertTrainingBackend(`copycat member training (seed ${seed})`);
     const t0 = Date.now();
-    const { data, queries } = await stolenSetForRun(run, set, log);
+    stolen ??= await stolenSetForRun(run, set, log);
+    const { data, queries } = stolen;
     const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, seed, hooks: { log } });
     const result: SeedMemberResult = {
       seed, recipe, modelDir: path.join(dir, 'model'), queries, metrics: fit.metrics, agreement: fit.agreement,
