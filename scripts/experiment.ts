@@ -25,7 +25,7 @@ import { queryBudgetCurve } from '../src/experiments/queryBudget';
 import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
-import { scoreCopycatEnsemble } from '../src/steps/ensembleStep';
+import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
 import { trainOracle } from '../src/steps/oracleStep';
 import { writeRunResults } from '../src/steps/resultsStep';
 import { stealLabels } from '../src/steps/stealStep';
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     }
   } else if (what === 'ensemble') {
     const members = list(values.models);
-    const name = (values.name as string | undefined) ?? `${members.length}-members${values.flip ? '-flip' : ''}${shift ? `-shift${shift}` : ''}`;
+    const name = (values.name as string | undefined) ?? `${members.length}-members${viewsSuffix({ flip: !!values.flip, shift })}`;
     const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip, shift });
     console.log(JSON.stringify({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));
   } else {

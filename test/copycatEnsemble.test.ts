@@ -4,7 +4,7 @@ import { ensembleProbabilities, evaluateEnsemble, mirrorImages, testTimeViews } 
 import { augmentBatch, shiftImages } from '../src/train/augment';
 import { predictProbabilities, range } from '../src/preprocess';
 import { openRun } from '../src/run';
-import { scoreCopycatEnsemble } from '../src/steps/ensembleStep';
+import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
 import { distilCopycat } from '../src/experiments/distillation';
 import { copycatTrainFor, fitBudgets } from '../src/experiments/trainLength';
 import { epochsFor } from '../src/experiments/queryBudget';
@@ -52,6 +52,7 @@ describe('copycat ensemble', () => {
     const both = testTimeViews({ flip: true, shift: 1 });
     assert.equal(both.length, 10);
     assert.equal(new Set(both.map((v) => JSON.stringify(v))).size, 10);
+    assert.deepEqual([{}, { flip: true }, { shift: 2 }, { flip: true, shift: 2 }].map(viewsSuffix), ['', '-flip', '-shift2', '-flip-shift2']);
     assert.throws(() => testTimeViews({ shift: 1.5 }), /whole number of pixels >= 0, got 1.5/);
     assert.throws(() => testTimeViews({ shift: -1 }), /got -1/);
   });

@@ -5,7 +5,7 @@ import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
-import { EnsembleResult, scoreCopycatEnsemble } from '../steps/ensembleStep';
+import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from '../steps/ensembleStep';
 import type { EpochRecord, TrainConfig } from '../train';
 
 /**
@@ -133,7 +133,7 @@ export async function trainSeedMembers(
   const views = !!opts.flip || (opts.shift ?? 0) > 0;
   const ensemble = members.length > 1 || views
     ? await scoreCopycatEnsemble(run, members.map((m) => m.modelDir), {
-      name: `${group}-s${seeds.join('s')}${opts.flip ? '-flip' : ''}${opts.shift ? `-shift${opts.shift}` : ''}`,
+      name: `${group}-s${seeds.join('s')}${viewsSuffix(opts)}`,
       flip: opts.flip, shift: opts.shift, log,
     })
     : null;

@@ -22,6 +22,11 @@ export interface EnsembleResult {
   backend: string;
 }
 
+/** The part of an ensemble's name that tells its test-time views: '-flip', '-shift2', '-flip-shift2' or ''. */
+export function viewsSuffix(opts: { flip?: boolean; shift?: number }): string {
+  return `${opts.flip ? '-flip' : ''}${opts.shift ? `-shift${opts.shift}` : ''}`;
+}
+
 /**
  * Scores copycats trained on this run's stolen labels as one ensemble (see copycatEnsemble.ts) against
  * the run's oracle on its test set, and writes experiments/ensembles/<name>.json. Members may come from
