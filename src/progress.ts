@@ -25,6 +25,9 @@ export interface ProgressOptions {
   minIntervalMs?: number;
   /** Where tty/lines output goes; default process.stdout. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Units already done before this run (a resumed training or labeling run): the count starts there, and
+   * the rate and ETA count only the units done since, so a resume does not report millions of steps/s. */
+  initial?: number;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
@@ -69,6 +72,7 @@ export class Progress {
   private done = 0;
   private fields: ProgressFields = {};
   private readonly start: number;
+  private readonly initial: number;
   private readonly now: () => number;
   private readonly opts: ProgressOptions;
   private readonly stream: NodeJS.WritableStream & { isTTY?: boolean };
@@ -85,6 +89,10 @@ export class Progress {
   constructor(total: number, opts: ProgressOptions = {}) {
     if (!Number.isFinite(total) || total < 0) throw new Error(`Progress total must be a finite number >= 0, got ${total}`);
     this.total = total;
+    const initial = opts.initial ?? 0;
+    if (!Number.isFinite(initial) || initial < 0 || initial > total) throw new Error(`Progress initial must be within 0..${total}, got ${initial}`);
+    this.initial = initial;
+    this.done = initial;
     this.opts = opts;
     this.now = opts.now ?? Date.now;
     this.start = this.now();
@@ -106,14 +114,14 @@ export class Progress {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(total, 0, { extra: '' });
+      this.bar.start(total, initial, { extra: '' });
     }
   }
 
-  /** Units per second since the start. */
+  /** Units per second since the start, not counting the `initial` ones. */
   get rate(): number {
     const secs = (this.now() - this.start) / 1000;
-    return secs > 0 ? this.done / secs : 0;
+    return secs > 0 ? Math.max(0, this.done - this.initial) / secs : 0;
   }
 
   /** Seconds left at the current rate (Infinity before any progress). */

@@ -79,8 +79,11 @@ describe('downloadFile (local HTTP server)', function () {
     const partial = fs.statSync(dest + '.part').size;
     assert.ok(partial > 0 && partial < PAYLOAD.length, `partial file of ${partial} bytes`);
     assert.ok(!fs.existsSync(dest), 'a half file must never get the final name');
-    await downloadFile(`${base}/file.bin`, dest, { md5: MD5 });
+    const seen: Array<[number, number]> = [];
+    await downloadFile(`${base}/file.bin`, dest, { md5: MD5, onProgress: (d, t) => seen.push([d, t]) });
     assert.equal(served.ranges[1], `bytes=${partial}-`);
+    // The first report is where the resume starts (so the shown rate counts only new bytes).
+    assert.deepEqual(seen[0], [partial, PAYLOAD.length]);
     assert.deepEqual(served.statuses, [200, 206]);
     assert.ok(fs.readFileSync(dest).equals(PAYLOAD));
   });

@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
 import { Writable } from 'stream';
 import { formatDuration, formatFields, progress } from '../src/progress';
+import { trainingProgress } from '../src/steps/trainingProgress';
+import type { BatchProgress } from '../src/train';
 import { NotebookSink, RichDisplay, setNotebookSink } from '../src/notebook';
 
 /** A non-TTY stream collecting written lines. */
@@ -67,6 +69,41 @@ describe('progress', () => {
     q.finish({ status: 'aborted' });
     q.finish();
     assert.match(out.text(), /3\/10 \(30%\) .* took 3s status=aborted\n$/);
+  });
+
+  it('a resumed run (initial) counts rate and ETA from the units done since, not from zero', () => {
+    const out = sinkStream();
+    const c = manualClock();
+    const p = progress(1000, { stream: out.stream, now: c.now, unit: 'step', initial: 600 });
+    assert.equal(p.value, 600);
+    c.advance(1);
+    p.update(601);
+    assert.equal(p.rate, 1000); // 1 step in 1 ms, not 601 steps in 1 ms
+    c.advance(9999);
+    p.update(700);
+    assert.equal(p.rate, 10);
+    assert.equal(p.etaSeconds, 30);
+    assert.throws(() => progress(10, { initial: 11, mode: 'silent' }), /initial must be within 0\.\.10, got 11/);
+  });
+
+  it('trainingProgress: a run resumed at epoch 3 starts its count there', () => {
+    const saved = process.env.COPYCAT_PROGRESS;
+    process.env.COPYCAT_PROGRESS = 'lines';
+    const write = process.stdout.write;
+    const lines: string[] = [];
+    (process.stdout as { write: unknown }).write = (s: string) => { lines.push(String(s)); return true; };
+    try {
+      const t = trainingProgress('copycat');
+      const at = (epoch: number, batch: number): BatchProgress => ({ epoch, epochs: 4, batch, batches: 10, loss: 1, batchLoss: 1, learningRate: 0.1, imagesPerSecond: 5, etaSeconds: 1 });
+      t.onBatch(at(3, 1));
+      t.onBatch(at(3, 2));
+      t.finish();
+    } finally {
+      (process.stdout as { write: unknown }).write = write;
+      if (saved === undefined) delete process.env.COPYCAT_PROGRESS; else process.env.COPYCAT_PROGRESS = saved;
+    }
+    assert.match(lines[0], /^copycat 21\/40 \(52%\) /);
+    assert.match(lines.join(''), /copycat 22\/40 \(55%\) /);
   });
 
   it('notebook mode rewrites one display (throttled), the last update always shown', () => {

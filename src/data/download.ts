@@ -105,6 +105,8 @@ async function fetchToPart(url: string, part: string, opts: DownloadOptions): Pr
     const total = resumed ? have + length : length;
     let done = resumed ? have : 0;
     const out = fs.createWriteStream(part, { flags: resumed ? 'a' : 'w' });
+    // Say where a resumed download starts before its first chunk, so progress counts the rate from there.
+    if (resumed) opts.onProgress?.(done, total);
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         rearm();

@@ -11,7 +11,8 @@ export function downloadProgress(label: string): (done: number, total: number) =
     const mb = Math.max(1, Math.round(total / 1e6));
     if (!bar || barTotal !== mb) {
       bar?.finish();
-      bar = progress(mb, { label: `download ${label} (MB)`, unit: 'MB' });
+      // The first call of a resumed download reports the bytes already on disk (downloadFile says so).
+      bar = progress(mb, { label: `download ${label} (MB)`, unit: 'MB', initial: Math.min(mb, Math.round(done / 1e6)) });
       barTotal = mb;
     }
     bar.update(Math.round(done / 1e6));

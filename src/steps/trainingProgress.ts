@@ -10,7 +10,8 @@ export function trainingProgress(label: string): { onBatch: (p: BatchProgress) =
   let last: BatchProgress | undefined;
   return {
     onBatch: (p) => {
-      bar ??= progress(p.epochs * p.batches, { label, unit: 'step' });
+      // A resumed run's first batch is not step 1: the steps before it were done by an earlier process.
+      bar ??= progress(p.epochs * p.batches, { label, unit: 'step', initial: (p.epoch - 1) * p.batches + p.batch - 1 });
       last = p;
       bar.update((p.epoch - 1) * p.batches + p.batch, {
         epoch: `${p.epoch}/${p.epochs}`, loss: p.loss.toFixed(4), lr: p.learningRate.toExponential(1), 'img/s': Math.round(p.imagesPerSecond),
