@@ -19,6 +19,11 @@ export interface EnsembleOptions {
    */
   shift?: number;
   batchSize?: number;
+  /**
+   * Called with each model's probabilities on the plain images (its first view) as soon as they are
+   * known, so a caller can score each member alone without predicting the test set a second time.
+   */
+  onMember?: (index: number, probs: Float32Array) => void;
 }
 
 /** A horizontally mirrored copy of every image of `set` (uint8, same layout). */
@@ -44,16 +49,18 @@ export async function ensembleProbabilities(
   if (models.length === 0) throw new Error('ensembleProbabilities: no models given');
   const views = testTimeViews(opts);
   let sum: Float32Array | undefined;
-  for (const model of models) {
-    for (const v of views) {
+  for (const [index, model] of models.entries()) {
+    for (const [vi, v] of views.entries()) {
       // Built per model rather than kept: ten views of the 10k test set would hold 300 MB for nothing.
       const view = v.dy || v.dx || v.flip ? { ...set, images: shiftImages(set, v.dy, v.dx, v.flip) } : set;
       const p = await predictProbabilities(model, view, opts.batchSize);
-      if (!sum) sum = p;
+      // A copy, not p itself: the sum is added to in place and p goes to onMember below.
+      if (!sum) sum = Float32Array.from(p);
       else {
         if (p.length !== sum.length) throw new Error(`ensembleProbabilities: models disagree on the number of classes (${p.length / set.n} vs ${sum.length / set.n})`);
         for (let i = 0; i < p.length; i++) sum[i] += p[i];
       }
+      if (vi === 0) opts.onMember?.(index, p);
     }
   }
   const k = models.length * views.length;

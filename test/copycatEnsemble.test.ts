@@ -70,6 +70,13 @@ describe('copycat ensemble', () => {
     const views = await Promise.all([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]].map(([dy, dx]) => predictProbabilities(a, { ...set, images: shiftImages(set, dy, dx, false) })));
     assert.ok(close(shifted, pa.map((_, i) => views.reduce((t, v) => t + v[i], 0) / 5)));
     await assert.rejects(ensembleProbabilities([], set), /no models/);
+    // onMember sees each member's plain-view probabilities, once, and scribbling on them leaves the mean as it was.
+    const seen: [number, Float32Array][] = [];
+    const again = await ensembleProbabilities([a, b], set, { flip: true, onMember: (k, p) => { seen.push([k, Float32Array.from(p)]); p.fill(0); } });
+    assert.deepEqual(seen.map(([k]) => k), [0, 1]);
+    assert.ok(close(seen[0][1], pa) && close(seen[1][1], pb));
+    const pbm = await predictProbabilities(b, mirrorImages(set));
+    assert.ok(close(again, pa.map((x, i) => (x + pam[i] + pb[i] + pbm[i]) / 4)));
   });
 
   it('scores the ensemble and leaks no tensor', async () => {

@@ -1,6 +1,6 @@
 import { backendReport } from '../backend';
 import { evaluateEnsemble } from '../copycatEnsemble';
-import { compareWithOracle, evaluateModel } from '../evaluate';
+import { compareWithOracle, scoreProbabilities } from '../evaluate';
 import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
@@ -41,14 +41,15 @@ export async function scoreCopycatEnsemble(run: Run, memberDirs: string[], opts:
   const models = [];
   try {
     for (const d of memberDirs) models.push(await loadModel(d));
-    const memberScores = [];
-    for (let i = 0; i < models.length; i++) {
-      const ev = await evaluateModel(models[i], test);
+    const memberScores: EnsembleResult['memberScores'] = [];
+    // Each member is scored alone from the plain-view predictions the ensemble makes anyway.
+    const onMember = (i: number, probs: Float32Array): void => {
+      const ev = scoreProbabilities(probs, probs.length / test.n, test, Date.now());
       const cmp = compareWithOracle(ev, oracle);
       memberScores.push({ dir: memberDirs[i], accuracy: ev.metrics.accuracy, macroAverage: ev.metrics.macroAverage, agreement: cmp.agreement });
       log(`member ${memberDirs[i]}: accuracy ${(100 * ev.metrics.accuracy).toFixed(2)} %, agreement ${(100 * cmp.agreement).toFixed(2)} %`);
-    }
-    const ev = await evaluateEnsemble(models, test, { flip: opts.flip, shift: opts.shift });
+    };
+    const ev = await evaluateEnsemble(models, test, { flip: opts.flip, shift: opts.shift, onMember });
     const cmp = compareWithOracle(ev, oracle);
     const result: EnsembleResult = {
       name: opts.name, members: memberDirs, flip: !!opts.flip, shift: opts.shift ?? 0, metrics: ev.metrics, agreement: cmp.agreement,
