@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     await stealLabels(run); // the members learn from the run's stolen answers; asked once, then read from the cache
     const r = await trainSeedMembers(run, seeds, { set: values.sets as CopycatSetName | undefined, group: values.group as string | undefined, flip: !!values.flip, shift });
     for (const m of r.members) {
-      console.log(JSON.stringify({ experiment: 'member', group: r.group, seed: m.seed, modelDir: m.modelDir, accuracy: m.metrics.accuracy, macroAverage: m.metrics.macroAverage, agreement: m.agreement, performanceOverTarget: m.performanceOverTarget, wallSeconds: m.wallSeconds }));
+      console.log(JSON.stringify({ experiment: 'member', group: r.group, seed: m.seed, modelDir: m.modelDir, accuracy: m.metrics.accuracy, macroAverage: m.metrics.macroAverage, agreement: m.agreement, performanceOverTarget: m.performanceOverTarget, wallSeconds: m.wallSeconds, trainingSeconds: m.trainingSeconds }));
     }
     if (r.ensemble) {
       const { metrics, ...e } = r.ensemble;

@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { defaultGroup, memberRecipe, parseSeeds, recipeDifference, trainSeedMembers } from '../src/experiments/seedMembers';
+import { defaultGroup, memberRecipe, parseSeeds, recipeDifference, trainingSeconds, trainSeedMembers } from '../src/experiments/seedMembers';
 import { openRun } from '../src/run';
 import { tmpDir } from './oracleFixtures';
 
@@ -25,6 +25,26 @@ describe('seed members', () => {
     const other = { ...r, train: { ...r.train, augmentation: { crop: true, flip: true, pad: 4, probability: 0.5 } } };
     assert.match(recipeDifference(r, other), /^train\.augmentation: .*"pad":4\} there, .*"probability":0\.5\} now$/);
     assert.match(recipeDifference(r, { ...r, architecture: 'resnet-9' }), /architecture: "resnet-9w32" there, "resnet-9" now/);
+  });
+
+  it('reads a finished member back, with its model where the run is now and its epochs\' time summed', async () => {
+    const dir = tmpDir('members-run');
+    const run = openRun({ profile: 'smoke', dir });
+    const recipe = memberRecipe(run, 'NPD-SL');
+    const memberDir = path.join(dir, 'experiments', 'members', defaultGroup(recipe), 's1');
+    fs.mkdirSync(memberDir, { recursive: true });
+    fs.writeFileSync(path.join(memberDir, '..', 'recipe.json'), JSON.stringify(recipe));
+    // As written before trainingSeconds existed, by a run directory that has moved since.
+    const old = { seed: 1, recipe, modelDir: '/moved/away/model', history: [{ epoch: 1, seconds: 10 }, { epoch: 2, seconds: 20.5 }], wallSeconds: 21 };
+    fs.writeFileSync(path.join(memberDir, 'result.json'), JSON.stringify(old));
+    const logged: string[] = [];
+    const r = await trainSeedMembers(run, [1], { log: (s) => logged.push(s) });
+    assert.equal(r.ensemble, null);
+    assert.equal(r.members[0].modelDir, path.join(memberDir, 'model'));
+    assert.equal(r.members[0].trainingSeconds, 30.5);
+    assert.equal(r.members[0].wallSeconds, 21);
+    assert.match(logged.join('\n'), /member seed 1 already trained/);
+    assert.equal(trainingSeconds([]), 0);
   });
 
   it('refuses to add members of another recipe to a group, before any training', async () => {

@@ -29,7 +29,10 @@ export interface SeedMemberResult {
   performanceOverTarget: number;
   history: EpochRecord[];
   trainImagesPerSecond: number;
+  /** Wall time of the process that finished this member; less than its training when it was resumed. */
   wallSeconds: number;
+  /** The epochs' own times summed, across every process that trained them (resumes included). */
+  trainingSeconds: number;
   backend: string;
 }
 
@@ -77,6 +80,11 @@ export function recipeDifference(a: MemberRecipe, b: MemberRecipe): string {
   return diffs.join('; ');
 }
 
+/** The epochs' times summed: what a member cost even when several processes (resumes) trained it. */
+export function trainingSeconds(history: Pick<EpochRecord, 'seconds'>[]): number {
+  return history.reduce((t, e) => t + e.seconds, 0);
+}
+
 /**
  * Copycats that differ only in their seed, all trained on the run's stolen answers (no new query), then
  * scored as one ensemble. Independent seeds make equally strong members whose errors overlap less than
@@ -114,7 +122,9 @@ export async function trainSeedMembers(
     if (fs.existsSync(resultFile)) {
       log(`member seed ${seed} already trained: ${resultFile}`);
       // The model directory is re-derived: the run directory may have moved since.
-      members.push({ ...readJson<SeedMemberResult>(resultFile, `member seed ${seed} result`), modelDir: path.join(dir, 'model') });
+      const done = readJson<SeedMemberResult>(resultFile, `member seed ${seed} result`);
+      // Members written before trainingSeconds existed get it from their history.
+      members.push({ ...done, modelDir: path.join(dir, 'model'), trainingSeconds: done.trainingSeconds ?? trainingSeconds(done.history) });
       continue;
     }
     assertTrainingBackend(`copycat member training (seed ${seed})`);
@@ -125,7 +135,7 @@ export async function trainSeedMembers(
     const result: SeedMemberResult = {
       seed, recipe, modelDir: path.join(dir, 'model'), queries, metrics: fit.metrics, agreement: fit.agreement,
       performanceOverTarget: fit.performanceOverTarget, history: fit.history, trainImagesPerSecond: fit.trainImagesPerSecond,
-      wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
+      wallSeconds: (Date.now() - t0) / 1000, trainingSeconds: trainingSeconds(fit.history), backend: backendReport().label,
     };
     writeJson(resultFile, result);
     members.push(result);
