@@ -25,7 +25,7 @@ export interface ProgressOptions {
   minIntervalMs?: number;
   /** Where tty/lines output goes; default process.stdout. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Units already done before this run (a resumed training or labeling run): the count starts there, and
+  /** Units already done before this run (a resumed training or download): the count starts there, and
    * the rate and ETA count only the units done since, so a resume does not report millions of steps/s. */
   initial?: number;
   /** Clock in ms, for tests. */
