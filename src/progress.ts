@@ -69,7 +69,7 @@ export function formatFields(fields: ProgressFields): string {
 export class Progress {
   readonly mode: ProgressMode;
   readonly total: number;
-  private done = 0;
+  private done: number;
   private fields: ProgressFields = {};
   private readonly start: number;
   private readonly initial: number;

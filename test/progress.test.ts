@@ -86,24 +86,19 @@ describe('progress', () => {
     assert.throws(() => progress(10, { initial: 11, mode: 'silent' }), /initial must be within 0\.\.10, got 11/);
   });
 
-  it('trainingProgress: a run resumed at epoch 3 starts its count there', () => {
-    const saved = process.env.COPYCAT_PROGRESS;
-    process.env.COPYCAT_PROGRESS = 'lines';
-    const write = process.stdout.write;
-    const lines: string[] = [];
-    (process.stdout as { write: unknown }).write = (s: string) => { lines.push(String(s)); return true; };
-    try {
-      const t = trainingProgress('copycat');
-      const at = (epoch: number, batch: number): BatchProgress => ({ epoch, epochs: 4, batch, batches: 10, loss: 1, batchLoss: 1, learningRate: 0.1, imagesPerSecond: 5, etaSeconds: 1 });
-      t.onBatch(at(3, 1));
-      t.onBatch(at(3, 2));
-      t.finish();
-    } finally {
-      (process.stdout as { write: unknown }).write = write;
-      if (saved === undefined) delete process.env.COPYCAT_PROGRESS; else process.env.COPYCAT_PROGRESS = saved;
-    }
+  it('trainingProgress: a run resumed at epoch 3 starts its count there and rates only its own steps', () => {
+    const out = sinkStream();
+    const c = manualClock();
+    const t = trainingProgress('copycat', { stream: out.stream, now: c.now, mode: 'lines' });
+    const at = (epoch: number, batch: number): BatchProgress => ({ epoch, epochs: 4, batch, batches: 10, loss: 1, batchLoss: 1, learningRate: 0.1, imagesPerSecond: 5, etaSeconds: 1 });
+    t.onBatch(at(3, 1)); // the first step this process reports: the line starts there
+    c.advance(2000);
+    t.onBatch(at(3, 2));
+    t.finish();
+    const lines = out.text().trimEnd().split('\n');
     assert.match(lines[0], /^copycat 21\/40 \(52%\) /);
-    assert.match(lines.join(''), /copycat 22\/40 \(55%\) /);
+    // 22 of 40 steps counted, but only 1 of them in the 2 s since: 0.5 step/s, not 11.
+    assert.match(lines[lines.length - 1], /^copycat 22\/40 \(55%\) 0\.5000 step\/s took 2s /);
   });
 
   it('notebook mode rewrites one display (throttled), the last update always shown', () => {
