@@ -3,7 +3,8 @@ import seedrandom from 'seedrandom';
 import { batchTensor, predictProbabilities, range } from './preprocess';
 import { ImageSet } from './types';
 import { AugmentationConfig, augmentBatch } from './train/augment';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './train/checkpoint';
+import { hasCheckpoint, loadCheckpoint, NamedTensor, saveCheckpoint } from './train/checkpoint';
+import { WeightAverage } from './train/ema';
 import { drawMixup, mixWithPartner } from './train/mixup';
 import { classBalancedIndices, shuffledIndices } from './train/sampler';
 import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
@@ -47,6 +48,13 @@ export interface TrainConfig {
    * 0 = off (the default; no random draws then, so runs without mixup keep their exact streams).
    */
   mixup: number;
+  /**
+   * Decay of an exponential moving average of the weights (src/train/ema.ts), updated after every
+   * step; the run returns the average, and each epoch records its validation accuracy next to the raw
+   * weights'. 0 = off (the default; runs without it keep their exact results). 0.999 averages over
+   * about 1,000 steps.
+   */
+  ema: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -64,6 +72,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   labelSmoothing: 0,
   targets: 'auto',
   mixup: 0,
+  ema: 0,
 };
 
 /** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
@@ -86,6 +95,7 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw new Error(`TrainConfig.labelSmoothing must be in [0, 1), got ${c.labelSmoothing}`);
   if (!['auto', 'hard', 'soft'].includes(c.targets)) throw new Error(`TrainConfig.targets must be 'auto', 'hard' or 'soft', got '${c.targets}'`);
   if (!(c.mixup >= 0) || !Number.isFinite(c.mixup)) throw new Error(`TrainConfig.mixup must be a finite number >= 0 (the Beta(alpha, alpha) parameter; 0 = off), got ${c.mixup}`);
+  if (!(c.ema === 0 || (c.ema > 0 && c.ema < 1))) throw new Error(`TrainConfig.ema must be 0 (off) or a decay in (0, 1) such as 0.999, got ${c.ema}`);
   if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
   const pad = c.augmentation.pad ?? 4;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
@@ -106,6 +116,9 @@ export interface EpochRecord {
   accuracy: number;
   valLoss?: number;
   valAccuracy?: number;
+  /** The same for the weight average, when TrainConfig.ema > 0. */
+  emaValLoss?: number;
+  emaValAccuracy?: number;
   seconds: number;
   imagesPerSecond: number;
 }
@@ -322,6 +335,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
   const savedSeeds = dropouts.map((d) => d.seed);
   const history: EpochRecord[] = [];
   let startEpoch = 0;
+  let average: WeightAverage | null = null;
+  let savedAverage: NamedTensor[] | undefined;
 
   try {
     if (opts.checkpointDir && hasCheckpoint(opts.checkpointDir)) {
@@ -341,14 +356,24 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         }
         model.setWeights(saved);
         await optimizer.setWeights(ck.optimizerWeights);
+        if (cfg.ema > 0 && !ck.average) throw new Error(`train: the checkpoint in ${opts.checkpointDir} has no weight average although its config has ema ${cfg.ema}`);
+        savedAverage = ck.average;
+        ck.average = undefined;
         history.push(...ck.state.history);
         startEpoch = ck.state.epochsCompleted;
         log(`Resumed from ${opts.checkpointDir}: ${startEpoch} epoch(s) done`);
       } finally {
         ck.model.dispose();
         ck.optimizerWeights.forEach((w) => w.tensor.dispose());
+        ck.average?.forEach((w) => w.tensor.dispose());
       }
     }
+    if (cfg.ema > 0) {
+      average = new WeightAverage(model, cfg.ema);
+      if (savedAverage) average.load(savedAverage, `train: ${opts.checkpointDir}`);
+    }
+    savedAverage?.forEach((w) => w.tensor.dispose());
+    savedAverage = undefined;
 
     const n = data.n;
     const batches = Math.ceil(n / cfg.batchSize);
@@ -407,6 +432,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         }, true, vars) as tf.Scalar;
         x.dispose();
         y.dispose();
+        average?.update(epoch * batches + b);
         const [lossVal] = await lossT.data();
         const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;
         lossT.dispose();
@@ -440,11 +466,18 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         const v = await evaluateLoss(model, opts.val, opts.evalBatchSize ?? 256);
         record.valLoss = v.loss;
         record.valAccuracy = v.accuracy;
+        if (average) {
+          const val = opts.val;
+          const a = await average.withAverage(() => evaluateLoss(model, val, opts.evalBatchSize ?? 256));
+          record.emaValLoss = a.loss;
+          record.emaValAccuracy = a.accuracy;
+        }
       }
       history.push(record);
       log(
         `epoch ${record.epoch}/${cfg.epochs} lr ${lr.toExponential(2)} loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(2)}%` +
           (record.valAccuracy !== undefined ? ` val_loss ${record.valLoss!.toFixed(4)} val_acc ${(100 * record.valAccuracy).toFixed(2)}%` : '') +
+          (record.emaValAccuracy !== undefined ? ` ema_val_acc ${(100 * record.emaValAccuracy).toFixed(2)}%` : '') +
           ` ${record.imagesPerSecond.toFixed(0)} img/s (${tf.getBackend()})`,
       );
       if (opts.checkpointDir) {
@@ -454,16 +487,20 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         };
         // Dropout seeds are per-step values; the saved topology keeps the user's original ones.
         dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
-        await saveCheckpoint(opts.checkpointDir, epoch + 1, model, optimizer, state);
+        await saveCheckpoint(opts.checkpointDir, epoch + 1, model, optimizer, state, average?.named());
       }
       if (opts.onEpoch) await opts.onEpoch(record, history);
     }
+    // The average is what the run delivers; the raw weights' last accuracy stays in the history.
+    average?.applyTo();
     return {
       config: cfg, history, resumedFromEpoch: startEpoch, backend: tf.getBackend(),
       wallSeconds: (Date.now() - t0) / 1000,
       imagesPerSecond: trainSeconds > 0 ? imagesSeen / trainSeconds : NaN,
     };
   } finally {
+    average?.dispose();
+    savedAverage?.forEach((w) => w.tensor.dispose());
     dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
     optimizer.dispose();
     // MomentumOptimizer.dispose() (tfjs-core 4.22) forgets the learning-rate scalar of its SGD base.

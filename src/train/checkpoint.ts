@@ -11,11 +11,18 @@ import { loadModel, saveModel, writeFileAtomic } from '../io';
  *   epoch-000k/optimizer.bin    optimizer slots (iteration count, momentum or Adam moments)
  *   epoch-000k/optimizer.json   their weight specs
  *   epoch-000k/state.json       caller state (config, history, ...)
+ *   epoch-000k/average.bin/json only with a weight average (src/train/ema.ts): its tensors
  * An epoch folder is written under a temporary name and renamed when complete; only then does
  * latest.json move to it, so a kill at any moment leaves the previous checkpoint intact.
  */
 
 export const LATEST = 'latest.json';
+
+/** A tensor with its name, as tf.io.encodeWeights takes them. */
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
 
 export interface LoadedCheckpoint<S> {
   epoch: number;
@@ -23,6 +30,36 @@ export interface LoadedCheckpoint<S> {
   model: tf.LayersModel;
   /** Optimizer weights in getWeights() order; the caller disposes them. */
   optimizerWeights: { name: string; tensor: tf.Tensor }[];
+  /** The weight average saved with the checkpoint, if any; the caller disposes it. */
+  average?: NamedTensor[];
+}
+
+/** Writes named tensors as <base>.bin plus <base>.json (specs, size, sha256). */
+async function writeNamed(dir: string, base: string, named: NamedTensor[], className?: string): Promise<void> {
+  const { data, specs } = await tf.io.encodeWeights(named);
+  const bin = new Uint8Array(data);
+  writeFileAtomic(path.join(dir, `${base}.bin`), bin);
+  const sha256 = crypto.createHash('sha256').update(bin).digest('hex');
+  writeFileAtomic(path.join(dir, `${base}.json`), JSON.stringify({ ...(className ? { className } : {}), specs, bytes: bin.byteLength, sha256 }));
+}
+
+/** Reads what writeNamed wrote, checking size and hash; throws naming the file. */
+function readNamed(dir: string, base: string): NamedTensor[] {
+  const jsonPath = path.join(dir, `${base}.json`);
+  let meta: { specs: tf.io.WeightsManifestEntry[]; bytes: number; sha256: string };
+  try {
+    meta = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
+  } catch (e) {
+    throw new Error(`checkpoint: cannot read ${jsonPath} (${(e as Error).message})`);
+  }
+  const binPath = path.join(dir, `${base}.bin`);
+  const bin = fs.readFileSync(binPath);
+  if (bin.byteLength !== meta.bytes || crypto.createHash('sha256').update(bin).digest('hex') !== meta.sha256) {
+    throw new Error(`checkpoint: ${binPath} does not match ${jsonPath} (corrupt checkpoint)`);
+  }
+  const buf = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
+  const map = tf.io.decodeWeights(buf, meta.specs);
+  return meta.specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
 
 function epochDirName(epoch: number): string {
@@ -39,6 +76,7 @@ export async function saveCheckpoint<S>(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   state: S,
+  average?: NamedTensor[],
 ): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const name = epochDirName(epoch);
@@ -46,13 +84,13 @@ export async function saveCheckpoint<S>(
   fs.mkdirSync(tmp);
   await saveModel(model, path.join(tmp, 'model'));
   const named = await optimizer.getWeights();
-  const { data, specs } = await tf.io.encodeWeights(named);
-  // getWeights() makes a fresh scalar for the iteration count; the slots are the live variables.
-  named.filter((w) => w.name === 'iter').forEach((w) => w.tensor.dispose());
-  const bin = new Uint8Array(data);
-  writeFileAtomic(path.join(tmp, 'optimizer.bin'), bin);
-  const sha256 = crypto.createHash('sha256').update(bin).digest('hex');
-  writeFileAtomic(path.join(tmp, 'optimizer.json'), JSON.stringify({ className: optimizer.getClassName(), specs, bytes: bin.byteLength, sha256 }));
+  try {
+    await writeNamed(tmp, 'optimizer', named, optimizer.getClassName());
+  } finally {
+    // getWeights() makes a fresh scalar for the iteration count; the slots are the live variables.
+    named.filter((w) => w.name === 'iter').forEach((w) => w.tensor.dispose());
+  }
+  if (average) await writeNamed(tmp, 'average', average);
   writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 1));
   const final = path.join(dir, name);
   fs.rmSync(final, { recursive: true, force: true });
@@ -84,21 +122,21 @@ export async function loadCheckpoint<S>(dir: string): Promise<LoadedCheckpoint<S
     throw new Error(`checkpoint: cannot read ${statePath} (${(e as Error).message})`);
   }
   const model = await loadModel(path.join(epochDir, 'model'));
-  const optJsonPath = path.join(epochDir, 'optimizer.json');
-  let optJson: { specs: tf.io.WeightsManifestEntry[]; bytes: number; sha256: string };
+  let optimizerWeights: NamedTensor[];
+  let average: NamedTensor[] | undefined;
   try {
-    optJson = JSON.parse(fs.readFileSync(optJsonPath, 'utf8'));
+    optimizerWeights = readNamed(epochDir, 'optimizer');
+    if (fs.existsSync(path.join(epochDir, 'average.json'))) {
+      try {
+        average = readNamed(epochDir, 'average');
+      } catch (e) {
+        optimizerWeights.forEach((w) => w.tensor.dispose());
+        throw e;
+      }
+    }
   } catch (e) {
     model.dispose();
-    throw new Error(`checkpoint: cannot read ${optJsonPath} (${(e as Error).message})`);
+    throw e;
   }
-  const bin = fs.readFileSync(path.join(epochDir, 'optimizer.bin'));
-  if (bin.byteLength !== optJson.bytes || crypto.createHash('sha256').update(bin).digest('hex') !== optJson.sha256) {
-    model.dispose();
-    throw new Error(`checkpoint: ${path.join(epochDir, 'optimizer.bin')} does not match ${optJsonPath} (corrupt checkpoint)`);
-  }
-  const buf = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
-  const map = tf.io.decodeWeights(buf, optJson.specs);
-  const optimizerWeights = optJson.specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
-  return { epoch: latest.epoch, state, model, optimizerWeights };
+  return { epoch: latest.epoch, state, model, optimizerWeights, ...(average ? { average } : {}) };
 }
