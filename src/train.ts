@@ -55,6 +55,16 @@ export interface TrainConfig {
    * about 1,000 steps.
    */
   ema: number;
+  /**
+   * Logit-adjusted loss (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021): the
+   * softmax cross-entropy is taken on logits + tau * log(prior), with prior the class frequencies of
+   * the training targets (add-one smoothed), so the model's own logits learn the balanced-prior
+   * posterior. An alternative to classBalanced sampling for a skewed stolen set (the oracle calls a
+   * quarter of the NPD images 'frog' and 3 % 'dog') that keeps every image in every epoch instead of
+   * repeating the rare classes' images and skipping the frequent ones'. 0 = off; 1 is the paper's value.
+   * Needs a model with a 'logits' layer before its softmax.
+   */
+  logitAdjustment: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -73,6 +83,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   targets: 'auto',
   mixup: 0,
   ema: 0,
+  logitAdjustment: 0,
 };
 
 /** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
@@ -96,6 +107,7 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!['auto', 'hard', 'soft'].includes(c.targets)) throw new Error(`TrainConfig.targets must be 'auto', 'hard' or 'soft', got '${c.targets}'`);
   if (!(c.mixup >= 0) || !Number.isFinite(c.mixup)) throw new Error(`TrainConfig.mixup must be a finite number >= 0 (the Beta(alpha, alpha) parameter; 0 = off), got ${c.mixup}`);
   if (!(c.ema === 0 || (c.ema > 0 && c.ema < 1))) throw new Error(`TrainConfig.ema must be 0 (off) or a decay in (0, 1) such as 0.999, got ${c.ema}`);
+  if (!(c.logitAdjustment >= 0) || !Number.isFinite(c.logitAdjustment)) throw new Error(`TrainConfig.logitAdjustment must be a finite number >= 0 (tau; 0 = off, 1 = Menon et al.), got ${c.logitAdjustment}`);
   if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
   const pad = c.augmentation.pad ?? 4;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
@@ -241,6 +253,14 @@ function buildTargets(data: ImageSet, cfg: TrainConfig, numClasses: number): { t
   return { targets: t, classes };
 }
 
+/** tau * log(class frequency) as a [1, K] row, add-one smoothed so that an absent class stays finite. */
+export function logPriorTensor(classes: Uint8Array, numClasses: number, tau: number): tf.Tensor2D {
+  const counts = new Float64Array(numClasses);
+  for (let i = 0; i < classes.length; i++) counts[classes[i]]++;
+  const row = Float32Array.from(counts, (c) => tau * Math.log((c + 1) / (classes.length + numClasses)));
+  return tf.tensor2d(row, [1, numClasses]);
+}
+
 function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
   return cfg.optimizer === 'adam' ? tf.train.adam(cfg.learningRate) : tf.train.momentum(cfg.learningRate, cfg.momentum, cfg.nesterov);
 }
@@ -330,6 +350,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
   if (teacher && !(teacher.weight >= 0 && teacher.weight <= 1)) throw new Error(`train: teacher.weight must be in [0, 1], got ${teacher.weight}`);
   const optimizer = makeOptimizer(cfg);
   const { net, fromLogits } = logitsView(model);
+  if (cfg.logitAdjustment > 0 && !fromLogits) throw new Error(`train: TrainConfig.logitAdjustment needs a model whose last layer is a softmax Activation over logits; '${model.name}' ends in ${model.layers[model.layers.length - 1].getClassName()}`);
+  const logPrior = cfg.logitAdjustment > 0 ? logPriorTensor(classes, numClasses, cfg.logitAdjustment) : null;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const dropouts = dropoutLayers(model);
   const savedSeeds = dropouts.map((d) => d.seed);
@@ -420,7 +442,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
           stored.dispose();
         }
         const lossT = optimizer.minimize(() => {
-          const out = net.apply(x, { training: true }) as tf.Tensor2D;
+          const raw = net.apply(x, { training: true }) as tf.Tensor2D;
+          const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;
           let loss: tf.Scalar = fromLogits
             ? tf.losses.softmaxCrossEntropy(y, out)
             : (tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
@@ -499,6 +522,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
       imagesPerSecond: trainSeconds > 0 ? imagesSeen / trainSeconds : NaN,
     };
   } finally {
+    logPrior?.dispose();
     average?.dispose();
     savedAverage?.forEach((w) => w.tensor.dispose());
     dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
