@@ -65,6 +65,16 @@ export interface TrainConfig {
    * Needs a model with a 'logits' layer before its softmax.
    */
   logitAdjustment: number;
+  /**
+   * Hard bootstrapping (Reed et al., "Training deep neural networks on noisy labels with
+   * bootstrapping", ICLR 2015 workshop) on augmented images only: an image that augmentation moved,
+   * mirrored or cut out trains towards (1 - b) * its stored target + b * the model's own arg-max
+   * answer for that view (label-smoothed like the targets). A stolen label belongs to the image the
+   * oracle saw; the oracle gives about a third of NPD images another label once cropped or mirrored
+   * (bench:consistency), so the copy's answer is let to outvote a share of that noise. Images used as
+   * they are keep their exact label. 0 = off (the default); Reed et al. used 0.2. Not with mixup.
+   */
+  bootstrap: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -84,6 +94,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   mixup: 0,
   ema: 0,
   logitAdjustment: 0,
+  bootstrap: 0,
 };
 
 /** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
@@ -108,6 +119,8 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   if (!(c.mixup >= 0) || !Number.isFinite(c.mixup)) throw new Error(`TrainConfig.mixup must be a finite number >= 0 (the Beta(alpha, alpha) parameter; 0 = off), got ${c.mixup}`);
   if (!(c.ema === 0 || (c.ema > 0 && c.ema < 1))) throw new Error(`TrainConfig.ema must be 0 (off) or a decay in (0, 1) such as 0.999, got ${c.ema}`);
   if (!(c.logitAdjustment >= 0) || !Number.isFinite(c.logitAdjustment)) throw new Error(`TrainConfig.logitAdjustment must be a finite number >= 0 (tau; 0 = off, 1 = Menon et al.), got ${c.logitAdjustment}`);
+  if (!(c.bootstrap >= 0 && c.bootstrap <= 1)) throw new Error(`TrainConfig.bootstrap must be in [0, 1] (weight of the model's own answer on augmented images; 0 = off), got ${c.bootstrap}`);
+  if (c.bootstrap > 0 && c.mixup > 0) throw new Error('TrainConfig.bootstrap and TrainConfig.mixup cannot both be on: a mixed image is neither the original nor one augmented view');
   if (!Number.isInteger(c.seed)) throw new Error(`TrainConfig.seed must be an integer, got ${c.seed}`);
   const pad = c.augmentation.pad ?? 4;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`TrainConfig.augmentation.pad must be a non-negative integer, got ${pad}`);
@@ -251,6 +264,19 @@ function buildTargets(data: ImageSet, cfg: TrainConfig, numClasses: number): { t
     for (let j = 0; j < t.length; j++) t[j] = (1 - e) * t[j] + e / K;
   }
   return { targets: t, classes };
+}
+
+/**
+ * (1 - share) * y + share * the label-smoothed one-hot of the model's arg-max, per row; `share` is
+ * [n, 1] (0 for rows that keep their target).
+ */
+export function bootstrapTargets(y: tf.Tensor2D, out: tf.Tensor2D, share: tf.Tensor2D, labelSmoothing: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const k = y.shape[1];
+    let own = tf.oneHot(tf.argMax(out, -1), k).toFloat();
+    if (labelSmoothing > 0) own = tf.add(tf.mul(own, 1 - labelSmoothing), labelSmoothing / k);
+    return tf.add(y, tf.mul(share, tf.sub(own, y))) as tf.Tensor2D;
+  });
 }
 
 /** tau * log(class frequency) as a [1, K] row, add-one smoothed so that an absent class stays finite. */
@@ -420,7 +446,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         const count = idx.length;
         lr = learningRateAt(cfg.learningRate, cfg.schedule, epoch, b, batches, cfg.epochs);
         setLearningRate(optimizer, lr);
-        const pixels = augmentBatch(data, idx, cfg.augmentation, rng);
+        const altered = cfg.bootstrap > 0 ? new Uint8Array(count) : undefined;
+        const pixels = augmentBatch(data, idx, cfg.augmentation, rng, altered);
         const tBatch = new Float32Array(count * numClasses);
         for (let i = 0; i < count; i++) tBatch.set(targets.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
         for (const d of dropouts) d.seed = Math.floor(rng() * 2147483647);
@@ -441,12 +468,15 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
           y = tf.tidy(() => tf.add(tf.mul(teacher.predict(x), teacher.weight), tf.mul(stored, 1 - teacher.weight)) as tf.Tensor2D);
           stored.dispose();
         }
+        const share = altered ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
         const lossT = optimizer.minimize(() => {
           const raw = net.apply(x, { training: true }) as tf.Tensor2D;
           const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;
+          // arg-max and one-hot pass no gradient, so the model's answer acts as a fixed target.
+          const target = share ? bootstrapTargets(y, raw, share, cfg.labelSmoothing) : y;
           let loss: tf.Scalar = fromLogits
-            ? tf.losses.softmaxCrossEntropy(y, out)
-            : (tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
+            ? tf.losses.softmaxCrossEntropy(target, out)
+            : (tf.neg(tf.mean(tf.sum(tf.mul(target, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
           const decay = weightDecayTerm(model, cfg.weightDecay);
           if (decay) loss = tf.add(loss, decay);
           for (const r of model.calculateLosses()) loss = tf.add(loss, r) as tf.Scalar;
@@ -455,6 +485,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         }, true, vars) as tf.Scalar;
         x.dispose();
         y.dispose();
+        share?.dispose();
         average?.update(epoch * batches + b);
         const [lossVal] = await lossT.data();
         const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;

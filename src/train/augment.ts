@@ -25,12 +25,16 @@ export interface AugmentationConfig {
  * Copies the images `indices` of `set` into a new uint8 NHWC buffer, randomly cropped/flipped. Done
  * on the uint8 data in JS so it costs the same on every backend and never creates float tensors;
  * cropping a zero-padded image is done by index arithmetic, without building the padded copy.
+ * `altered`, when given (length >= indices.length), gets 1 for each image that differs from the
+ * original (moved, mirrored or cut out) and 0 for one passed through: a stolen label is exact only
+ * for the latter.
  */
 export function augmentBatch(
   set: Pick<ImageSet, 'images' | 'height' | 'width'>,
   indices: ArrayLike<number>,
   cfg: AugmentationConfig,
   rng: () => number,
+  altered?: Uint8Array,
 ): Uint8Array {
   const { height: h, width: w } = set;
   const img = h * w * 3;
@@ -41,6 +45,7 @@ export function augmentBatch(
     const src = indices[b] * img;
     const dst = b * img;
     // Drawn only when p < 1, so runs at the default keep their exact random streams.
+    if (altered) altered[b] = 0;
     if (p < 1 && rng() >= p) {
       out.set(set.images.subarray(src, src + img), dst);
       continue;
@@ -53,8 +58,10 @@ export function augmentBatch(
       out.set(set.images.subarray(src, src + img), dst);
     } else {
       copyShifted(set.images, src, out, dst, h, w, dy, dx, flip);
+      if (altered) altered[b] = 1;
     }
     if (cfg.cutout) {
+      if (altered) altered[b] = 1;
       // Draws happen only when cutout is on, so runs without it keep their exact random streams.
       const cy = Math.floor(rng() * h);
       const cx = Math.floor(rng() * w);
