@@ -44,8 +44,8 @@ export function augmentBatch(
   for (let b = 0; b < indices.length; b++) {
     const src = indices[b] * img;
     const dst = b * img;
-    // Drawn only when p < 1, so runs at the default keep their exact random streams.
     if (altered) altered[b] = 0;
+    // Drawn only when p < 1, so runs at the default keep their exact random streams.
     if (p < 1 && rng() >= p) {
       out.set(set.images.subarray(src, src + img), dst);
       continue;
