@@ -3,6 +3,7 @@
  * report, because a copycat's accuracy is only comparable across runs if the numbers say what computed
  * them, and a 50x slower pure-JS run must never happen by accident. See docs/backends.md.
  */
+import * as fs from 'fs';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { installNativeFusedConv } from './nativeFusedConv';
@@ -49,7 +50,15 @@ export interface BackendReport {
   fallbacks: FallbackAttempt[];
   /** Whether pure-JS training was explicitly allowed (allowPureJs or COPYCAT_ALLOW_PURE_JS=1). */
   pureJsAllowed: boolean;
+  /**
+   * Arithmetic of the native backend's oneDNN CPU kernels (convolutions, matmuls): 'strict' float32,
+   * or 'bf16' (float32 tensors, products in bfloat16 on CPUs that have bf16 units). Absent on wasm/cpu.
+   */
+  fpmath?: FpMath;
 }
+
+/** See BackendReport.fpmath and docs/backends.md "Reduced-precision math". */
+export type FpMath = 'strict' | 'bf16';
 
 export interface InitBackendOptions {
   /**
@@ -62,6 +71,8 @@ export interface InitBackendOptions {
   allowPureJs?: boolean;
   /** Skip the pure-JS banner (tests). */
   quiet?: boolean;
+  /** oneDNN arithmetic for the native CPU backend; COPYCAT_FPMATH wins over it. Default 'strict'. */
+  fpmath?: FpMath;
 }
 
 /** A rung's loader: sets the TF.js backend or throws with the reason it cannot. */
@@ -71,6 +82,8 @@ const VALID_CHOICES: readonly BackendChoice[] = ['auto', ...BACKEND_LADDER];
 
 let lastReport: BackendReport | undefined;
 let bannerShown = false;
+/** The oneDNN fpmath mode the process's native library runs with, once it has been loaded. */
+let nativeFpMath: FpMath | undefined;
 
 /** Parses a backend choice, naming where the bad value came from. */
 export function parseBackendChoice(value: string, source = 'COPYCAT_BACKEND'): BackendChoice {
@@ -79,6 +92,40 @@ export function parseBackendChoice(value: string, source = 'COPYCAT_BACKEND'): B
   const alias: Record<string, BackendChoice> = { native: 'tensorflow', 'tensorflow-cpu': 'tensorflow', gpu: 'tensorflow-gpu', js: 'cpu', node: 'tensorflow' };
   if (alias[v]) return alias[v];
   throw new Error(`${source}='${value}' is not a backend; expected one of ${VALID_CHOICES.join(' | ')}`);
+}
+
+/** Parses an fpmath choice ('strict' | 'bf16'), naming where the bad value came from. */
+export function parseFpMath(value: string, source = 'COPYCAT_FPMATH'): FpMath {
+  const v = value.trim().toLowerCase();
+  if (v === 'strict' || v === 'f32' || v === 'float32') return 'strict';
+  if (v === 'bf16' || v === 'bfloat16') return 'bf16';
+  throw new Error(`${source}='${value}' is not an fpmath mode; expected strict | bf16`);
+}
+
+/** Whether this CPU has bfloat16 units (Linux flags); without them oneDNN keeps float32 speed. */
+export function cpuHasBf16(cpuinfo?: string): boolean {
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return false;
+    }
+  }
+  return /\b(avx512_bf16|amx_bf16)\b/.test(text);
+}
+
+/**
+ * The mode to load the native library with. oneDNN reads ONEDNN_DEFAULT_FPMATH_MODE once per process,
+ * when it creates its first kernel, so the variable is set here, before tfjs-node loads, rather than
+ * asked of every user; a mode set directly in ONEDNN_DEFAULT_FPMATH_MODE is honoured and reported.
+ */
+function chooseFpMath(opts: InitBackendOptions): FpMath {
+  const env = process.env.COPYCAT_FPMATH;
+  if (env !== undefined && env.trim() !== '') return parseFpMath(env);
+  if (opts.fpmath !== undefined) return parseFpMath(opts.fpmath, 'initBackend({fpmath})');
+  const onednn = process.env.ONEDNN_DEFAULT_FPMATH_MODE?.trim().toUpperCase();
+  return onednn === 'BF16' ? 'bf16' : 'strict';
 }
 
 function errorText(err: unknown): string {
@@ -279,7 +326,33 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     requestedBy = 'prefer';
   }
   const allowPureJs = opts.allowPureJs === true || pureJsAllowedByEnv();
-  const report = await runLadder(choice, requestedBy, DEFAULT_LOADERS, allowPureJs);
+  const fpmath = chooseFpMath(opts);
+  if (nativeFpMath !== undefined && nativeFpMath !== fpmath) {
+    throw new Error(
+      `fpmath '${fpmath}' was requested but this process's native TensorFlow already runs with '${nativeFpMath}' ` +
+        '(oneDNN fixes it at its first kernel): restart the kernel or process to change it.',
+    );
+  }
+  const before = process.env.ONEDNN_DEFAULT_FPMATH_MODE;
+  if (nativeFpMath === undefined) {
+    if (fpmath === 'bf16') process.env.ONEDNN_DEFAULT_FPMATH_MODE = 'BF16';
+    else delete process.env.ONEDNN_DEFAULT_FPMATH_MODE;
+  }
+  let report: BackendReport;
+  try {
+    report = await runLadder(choice, requestedBy, DEFAULT_LOADERS, allowPureJs);
+  } finally {
+    // Only a native library keeps the setting; otherwise child processes must not inherit it.
+    if (tf.getBackend() !== 'tensorflow') {
+      if (before === undefined) delete process.env.ONEDNN_DEFAULT_FPMATH_MODE;
+      else process.env.ONEDNN_DEFAULT_FPMATH_MODE = before;
+    }
+  }
+  if (report.tfBackend === 'tensorflow') {
+    nativeFpMath = fpmath;
+    report.fpmath = fpmath;
+    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (no bf16 units on this CPU: float32)';
+  }
   lastReport = report;
   if (report.tfBackend === 'tensorflow') {
     installNativeGradients();
@@ -310,6 +383,7 @@ export function backendReport(): BackendReport {
     requestedBy: 'auto',
     fallbacks: [],
     pureJsAllowed: pureJsAllowedByEnv(),
+    fpmath: live === 'tensorflow' ? nativeFpMath : undefined,
   };
 }
 

@@ -5,14 +5,16 @@ import {
   assertTrainingBackend,
   BackendName,
   backendReport,
+  cpuHasBf16,
   formatBackendReport,
   initBackend,
   parseBackendChoice,
+  parseFpMath,
   RungLoader,
   runLadder,
 } from '../src/backend';
 
-const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS'] as const;
+const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS', 'COPYCAT_FPMATH'] as const;
 
 /** Runs `fn` with the given env vars set (undefined = unset), restoring them afterwards. */
 async function withEnv<T>(vars: Partial<Record<(typeof ENV_KEYS)[number], string | undefined>>, fn: () => Promise<T> | T): Promise<T> {
@@ -55,6 +57,36 @@ describe('backend ladder', () => {
     });
     it('rejects a bogus name, naming the source and the valid choices', () => {
       assert.throws(() => parseBackendChoice('tpu'), /COPYCAT_BACKEND='tpu' is not a backend; expected one of auto \| tensorflow-gpu \| tensorflow \| wasm \| cpu/);
+    });
+  });
+
+  describe('fpmath', () => {
+    it('parseFpMath accepts strict and bf16 (and their long names), case-insensitively', () => {
+      assert.equal(parseFpMath('strict'), 'strict');
+      assert.equal(parseFpMath(' F32 '), 'strict');
+      assert.equal(parseFpMath('BF16'), 'bf16');
+      assert.equal(parseFpMath('bfloat16'), 'bf16');
+    });
+    it('rejects anything else, naming the source and the valid modes', () => {
+      assert.throws(() => parseFpMath('fp16'), /COPYCAT_FPMATH='fp16' is not an fpmath mode; expected strict \| bf16/);
+      assert.throws(() => parseFpMath('tf32', 'initBackend({fpmath})'), /initBackend\(\{fpmath\}\)='tf32'/);
+    });
+    it('cpuHasBf16 reads the AVX512-BF16 / AMX-BF16 flags', () => {
+      assert.equal(cpuHasBf16('flags\t: fpu sse avx512f avx512_bf16 amx_tile'), true);
+      assert.equal(cpuHasBf16('flags\t: fpu amx_bf16 amx_int8'), true);
+      assert.equal(cpuHasBf16('flags\t: fpu sse avx2 avx512f avx512_vnni'), false);
+    });
+    it('a bogus COPYCAT_FPMATH is a clear error, whatever the backend', async () => {
+      await withEnv({ COPYCAT_BACKEND: 'cpu', COPYCAT_ALLOW_PURE_JS: '1', COPYCAT_FPMATH: 'half' }, async () => {
+        await assert.rejects(initBackend({ quiet: true }), /COPYCAT_FPMATH='half' is not an fpmath mode/);
+      });
+    });
+    it('the pure-JS backend reports no fpmath and leaves ONEDNN_DEFAULT_FPMATH_MODE as it was (children inherit it)', async () => {
+      const before = process.env.ONEDNN_DEFAULT_FPMATH_MODE;
+      const rep = await withEnv({ COPYCAT_BACKEND: 'cpu', COPYCAT_ALLOW_PURE_JS: '1', COPYCAT_FPMATH: 'bf16' }, () => initBackend({ quiet: true }));
+      assert.equal(rep.fpmath, undefined);
+      assert.doesNotMatch(rep.label, /bf16/);
+      assert.equal(process.env.ONEDNN_DEFAULT_FPMATH_MODE, before);
     });
   });
 
@@ -236,6 +268,89 @@ describe('native backend (tfjs-node built by setup:tensorflow)', function () {
       const maxAbs = Math.max(...want[k].map(Math.abs));
       const maxErr = Math.max(...got[k].map((v, i) => Math.abs(v - want[k][i])));
       assert.ok(maxErr <= 1e-4 * Math.max(1, maxAbs), `${k}: native differs from cpu by ${maxErr} (scale ${maxAbs})`);
+    }
+  });
+});
+
+/**
+ * A convolution big enough for oneDNN's blocked kernels (the ones that honour fpmath); run in a child per
+ * mode, compared with float64 sums done here, so the test sees whether bf16 products were really used.
+ */
+const FPMATH_CASE = String.raw`
+  let s = 11;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const fill = (n) => Float32Array.from({ length: n }, rnd);
+  const xs = fill(4 * 8 * 8 * 32), ws = fill(3 * 3 * 32 * 32);
+  const y = tf.conv2d(tf.tensor4d(xs, [4, 8, 8, 32]), tf.tensor4d(ws, [3, 3, 32, 32]), 1, 'same');
+  const out = { xs: Array.from(xs), ws: Array.from(ws), y: Array.from(y.dataSync()) };
+`;
+
+/** conv2d 'same', stride 1, NHWC, in float64: the reference both modes are measured against. */
+function conv64(xs: number[], ws: number[], n: number, hw: number, c: number, o: number): Float64Array {
+  const y = new Float64Array(n * hw * hw * o);
+  for (let b = 0; b < n; b++)
+    for (let i = 0; i < hw; i++)
+      for (let j = 0; j < hw; j++)
+        for (let k = 0; k < o; k++) {
+          let acc = 0;
+          for (let di = -1; di <= 1; di++)
+            for (let dj = -1; dj <= 1; dj++) {
+              const [ii, jj] = [i + di, j + dj];
+              if (ii < 0 || jj < 0 || ii >= hw || jj >= hw) continue;
+              for (let ch = 0; ch < c; ch++) acc += xs[((b * hw + ii) * hw + jj) * c + ch] * ws[(((di + 1) * 3 + dj + 1) * c + ch) * o + k];
+            }
+          y[((b * hw + i) * hw + j) * o + k] = acc;
+        }
+  return y;
+}
+
+describe('native backend fpmath (COPYCAT_FPMATH)', function () {
+  this.timeout(120_000);
+
+  const runMode = (mode: string) =>
+    childResult<{ error?: string; fpmath?: string; label: string; onednn?: string; again?: string; xs: number[]; ws: number[]; y: number[] }>(
+      runChild(
+        `const b = require('./src/backend');
+         const tf = require('@tensorflow/tfjs');
+         (async () => {
+           const rep = await b.initBackend({ prefer: 'tensorflow' });
+           ${FPMATH_CASE}
+           let again = '';
+           delete process.env.COPYCAT_FPMATH;
+           try { await b.initBackend({ prefer: 'tensorflow', fpmath: rep.fpmath === 'bf16' ? 'strict' : 'bf16' }); } catch (e) { again = e.message; }
+           console.log('@@' + JSON.stringify({ fpmath: rep.fpmath, label: rep.label, onednn: process.env.ONEDNN_DEFAULT_FPMATH_MODE, again, ...out }));
+         })().catch((e) => console.log('@@' + JSON.stringify({ error: e.message })));`,
+        { COPYCAT_FPMATH: mode, ONEDNN_DEFAULT_FPMATH_MODE: '' },
+      ),
+    );
+  const maxRelErr = (got: number[], want: Float64Array) => {
+    const scale = Math.max(...Array.from(want, Math.abs));
+    return Math.max(...got.map((v, i) => Math.abs(v - want[i]))) / scale;
+  };
+
+  it('strict keeps float32 products; bf16 uses bfloat16 products where the CPU has bf16 units, and says so', function () {
+    skipUnlessNative(this);
+    const strict = runMode('strict');
+    const bf16 = runMode('bf16');
+    assert.equal(strict.error, undefined);
+    assert.equal(bf16.error, undefined);
+    assert.equal(strict.fpmath, 'strict');
+    assert.equal(strict.onednn, undefined);
+    assert.doesNotMatch(strict.label, /bf16/);
+    assert.equal(bf16.fpmath, 'bf16');
+    assert.equal(bf16.onednn, 'BF16');
+    assert.match(bf16.label, /bf16 math/);
+    for (const r of [strict, bf16]) assert.match(r.again ?? '', /already runs with '(strict|bf16)'.*restart the kernel/);
+    const want = conv64(strict.xs, strict.ws, 4, 8, 32, 32);
+    const eStrict = maxRelErr(strict.y, want);
+    const eBf16 = maxRelErr(bf16.y, want);
+    assert.ok(eStrict < 1e-5, `strict float32 conv is off by ${eStrict} (relative)`);
+    // bfloat16 keeps 8 significant bits: products err by up to ~0.4 %, sums of 288 of them by far less.
+    assert.ok(eBf16 < 2e-2, `bf16 conv is off by ${eBf16} (relative)`);
+    if (cpuHasBf16()) assert.ok(eBf16 > 10 * eStrict && eBf16 > 1e-4, `this CPU has bf16 units but the bf16 conv is as exact as float32 (${eBf16} vs ${eStrict}): the mode was not applied`);
+    else {
+      assert.match(bf16.label, /no bf16 units/);
+      assert.ok(eBf16 < 1e-5, `no bf16 units, yet the bf16 conv differs from float32 by ${eBf16}`);
     }
   });
 });
