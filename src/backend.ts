@@ -351,7 +351,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (report.tfBackend === 'tensorflow') {
     nativeFpMath = fpmath;
     report.fpmath = fpmath;
-    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (no bf16 units on this CPU: float32)';
+    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no bf16 units)';
   }
   lastReport = report;
   if (report.tfBackend === 'tensorflow') {

@@ -348,9 +348,7 @@ describe('native backend fpmath (COPYCAT_FPMATH)', function () {
     // bfloat16 keeps 8 significant bits: products err by up to ~0.4 %, sums of 288 of them by far less.
     assert.ok(eBf16 < 2e-2, `bf16 conv is off by ${eBf16} (relative)`);
     if (cpuHasBf16()) assert.ok(eBf16 > 10 * eStrict && eBf16 > 1e-4, `this CPU has bf16 units but the bf16 conv is as exact as float32 (${eBf16} vs ${eStrict}): the mode was not applied`);
-    else {
-      assert.match(bf16.label, /no bf16 units/);
-      assert.ok(eBf16 < 1e-5, `no bf16 units, yet the bf16 conv differs from float32 by ${eBf16}`);
-    }
+    // Without bf16 units oneDNN keeps its float32 kernels (or emulates): only the label is certain there.
+    else assert.match(bf16.label, /no bf16 units/);
   });
 });
