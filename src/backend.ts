@@ -352,12 +352,10 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     nativeFpMath = fpmath;
     report.fpmath = fpmath;
     if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no bf16 units)';
-  }
-  lastReport = report;
-  if (report.tfBackend === 'tensorflow') {
     installNativeGradients();
     installNativeFusedConv();
   }
+  lastReport = report;
   if (report.backend === 'cpu' && !opts.quiet) showPureJsBanner(report);
   return report;
 }

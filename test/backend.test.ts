@@ -215,12 +215,16 @@ describe('backend ladder', () => {
   });
 });
 
-/** Where tfjs-node would load its addon from (the same node-pre-gyp lookup its index.js does). */
-/** Deterministic inputs shared by parent (cpu) and child (native). */
-const CONV_CASE = String.raw`
-  let s = 7;
+/** A seeded LCG and fill(n) (n floats in [-1, 1)), as source text for the child snippets below. */
+const seededFill = (seed: number) => String.raw`
+  let s = ${seed};
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
   const fill = (n) => Float32Array.from({ length: n }, rnd);
+`;
+
+/** Deterministic inputs shared by parent (cpu) and child (native). */
+const CONV_CASE = String.raw`
+  ${seededFill(7)}
   const x = tf.tensor4d(fill(2 * 9 * 9 * 3), [2, 9, 9, 3]);
   const w = tf.tensor4d(fill(3 * 3 * 3 * 4), [3, 3, 3, 4]);
   const c = tf.tensor4d(fill(2 * 5 * 5 * 4), [2, 5, 5, 4]);
@@ -277,9 +281,7 @@ describe('native backend (tfjs-node built by setup:tensorflow)', function () {
  * mode, compared with float64 sums done here, so the test sees whether bf16 products were really used.
  */
 const FPMATH_CASE = String.raw`
-  let s = 11;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-  const fill = (n) => Float32Array.from({ length: n }, rnd);
+  ${seededFill(11)}
   const xs = fill(4 * 8 * 8 * 32), ws = fill(3 * 3 * 32 * 32);
   const y = tf.conv2d(tf.tensor4d(xs, [4, 8, 8, 32]), tf.tensor4d(ws, [3, 3, 32, 32]), 1, 'same');
   const out = { xs: Array.from(xs), ws: Array.from(ws), y: Array.from(y.dataSync()) };
