@@ -27,6 +27,18 @@ describe('seed members', () => {
     assert.match(recipeDifference(r, { ...r, architecture: 'resnet-9' }), /architecture: "resnet-9w32" there, "resnet-9" now/);
   });
 
+  it('keeps bf16 members apart from float32 ones, and float32 recipes written before the field still match', () => {
+    const run = openRun({ profile: 'full', dir: tmpDir('members-run'), overrides: { copycat: { architecture: 'resnet-9w32', train: { epochs: 22 } } } });
+    const strict = memberRecipe(run, 'NPD-SL', 'strict');
+    const bf16 = memberRecipe(run, 'NPD-SL', 'bf16');
+    assert.equal('fpmath' in strict, false);
+    assert.equal(bf16.fpmath, 'bf16');
+    assert.equal(defaultGroup(bf16), 'NPD-SL-resnet-9w32-e22-bf16');
+    assert.equal(recipeDifference(strict, memberRecipe(run, 'NPD-SL', 'strict')), '');
+    assert.equal(recipeDifference(strict, bf16), 'fpmath: strict there, bf16 now (COPYCAT_FPMATH)');
+    assert.equal(recipeDifference(bf16, strict), 'fpmath: bf16 there, strict now (COPYCAT_FPMATH)');
+  });
+
   it('reads a finished member back, with its model where the run is now and its epochs\' time summed', async () => {
     const dir = tmpDir('members-run');
     const run = openRun({ profile: 'smoke', dir });
@@ -54,7 +66,7 @@ describe('seed members', () => {
     const groupDir = path.join(dir, 'experiments', 'members', defaultGroup(recipe));
     fs.mkdirSync(groupDir, { recursive: true });
     fs.writeFileSync(path.join(groupDir, 'recipe.json'), JSON.stringify({ ...recipe, train: { ...recipe.train, labelSmoothing: 0 } }));
-    await assert.rejects(trainSeedMembers(run, [1], { log: () => undefined }), /holds members of another recipe \(train\.labelSmoothing: 0 there, 0\.2 now\); use another --group/);
+    await assert.rejects(trainSeedMembers(run, [1], { log: () => undefined }), /holds members of another recipe \(train\.labelSmoothing: 0 there, 0\.2 now\); use another --group or the same COPYCAT_OVERRIDES and COPYCAT_FPMATH/);
     const fixedSeed = openRun({ profile: 'smoke', dir: tmpDir('members-run'), overrides: { copycat: { train: { seed: 3 } } } });
     await assert.rejects(trainSeedMembers(fixedSeed, [1, 2], { log: () => undefined }), /sets copycat\.train\.seed \(3\), which would give every member the same batch order/);
   });

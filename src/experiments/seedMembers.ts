@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertTrainingBackend, backendReport } from '../backend';
+import { assertTrainingBackend, backendReport, FpMath } from '../backend';
 import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
@@ -16,6 +16,11 @@ export interface MemberRecipe {
   set: CopycatSetName;
   architecture: string;
   train: Partial<TrainConfig>;
+  /**
+   * 'bf16' when the members' convolutions ran with bfloat16 products (COPYCAT_FPMATH), which changes their
+   * digits; absent for float32, so recipes written before this field still match float32 runs.
+   */
+  fpmath?: 'bf16';
 }
 
 export interface SeedMemberResult {
@@ -57,14 +62,14 @@ export function parseSeeds(text: string): number[] {
   return seeds;
 }
 
-export function memberRecipe(run: Run, set: CopycatSetName): MemberRecipe {
+export function memberRecipe(run: Run, set: CopycatSetName, fpmath: FpMath = backendReport().fpmath ?? 'strict'): MemberRecipe {
   const { architecture, train } = run.config.copycat;
-  return { set, architecture, train: JSON.parse(JSON.stringify(train)) as Partial<TrainConfig> };
+  return { set, architecture, train: JSON.parse(JSON.stringify(train)) as Partial<TrainConfig>, ...(fpmath === 'bf16' ? { fpmath } : {}) };
 }
 
-/** The default group name: one folder per stolen set, architecture and schedule length. */
+/** The default group name: one folder per stolen set, architecture, schedule length and (bf16) arithmetic. */
 export function defaultGroup(recipe: MemberRecipe): string {
-  return fileSafeName(`${recipe.set}-${recipe.architecture}-e${recipe.train.epochs ?? 'default'}`);
+  return fileSafeName(`${recipe.set}-${recipe.architecture}-e${recipe.train.epochs ?? 'default'}${recipe.fpmath ? `-${recipe.fpmath}` : ''}`);
 }
 
 /** '' when equal, else which part differs, with both values, for the error message. */
@@ -72,6 +77,8 @@ export function recipeDifference(a: MemberRecipe, b: MemberRecipe): string {
   const keys = (x: object, y: object) => [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
   const diffs: string[] = [];
   for (const k of ['set', 'architecture'] as const) if (a[k] !== b[k]) diffs.push(`${k}: ${JSON.stringify(a[k])} there, ${JSON.stringify(b[k])} now`);
+  const [fa, fb] = [a.fpmath ?? 'strict', b.fpmath ?? 'strict'];
+  if (fa !== fb) diffs.push(`fpmath: ${fa} there, ${fb} now (COPYCAT_FPMATH)`);
   const ta = a.train as Record<string, unknown>;
   const tb = b.train as Record<string, unknown>;
   for (const k of keys(ta, tb)) {
@@ -110,7 +117,7 @@ export async function trainSeedMembers(
   const recipeFile = path.join(groupDir, 'recipe.json');
   if (fs.existsSync(recipeFile)) {
     const diff = recipeDifference(readJson<MemberRecipe>(recipeFile, 'member recipe'), recipe);
-    if (diff) throw new Error(`members: ${groupDir} holds members of another recipe (${diff}); use another --group or the same COPYCAT_OVERRIDES`);
+    if (diff) throw new Error(`members: ${groupDir} holds members of another recipe (${diff}); use another --group or the same COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
   } else {
     writeJson(recipeFile, recipe);
   }
