@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
+import { backendReport, FpMath } from './backend';
 import { batchTensor, predictProbabilities, range } from './preprocess';
 import { ImageSet } from './types';
 import { AugmentationConfig, augmentBatch } from './train/augment';
@@ -146,6 +147,31 @@ export interface EpochRecord {
   emaValAccuracy?: number;
   seconds: number;
   imagesPerSecond: number;
+  /**
+   * Arithmetic the epoch ran with: the native backend's oneDNN mode (COPYCAT_FPMATH), 'strict' on
+   * wasm/cpu, which compute in float32. Absent in checkpoints written before it was recorded.
+   */
+  fpmath?: FpMath;
+}
+
+/** The arithmetic this process trains with (see EpochRecord.fpmath). */
+function currentFpMath(): FpMath {
+  return backendReport().fpmath ?? 'strict';
+}
+
+/**
+ * Why a checkpoint may not be continued in this process's arithmetic, or undefined if it may: a run
+ * whose epochs mixed strict float32 and bf16 products would carry one mode's label but measure neither.
+ * Epochs recorded before the mode was stored are taken as they are.
+ */
+export function fpMathMismatch(history: EpochRecord[], now: FpMath, checkpointDir: string): string | undefined {
+  const other = history.filter((h) => h.fpmath !== undefined && h.fpmath !== now);
+  if (!other.length) return undefined;
+  const then = other[other.length - 1].fpmath!;
+  return (
+    `train: the checkpoint in ${checkpointDir} ran ${other.length} epoch(s) with fpmath '${then}' but this process computes '${now}'; ` +
+    `resume with COPYCAT_FPMATH=${then} on the native backend (restart the kernel or process after setting it), or use another checkpointDir to start over`
+  );
 }
 
 export interface BatchProgress {
@@ -394,6 +420,8 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
           (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(k in ck.state.config ? ck.state.config[k] : DEFAULT_TRAIN_CONFIG[k]),
         );
+        const mixed = fpMathMismatch(ck.state.history, currentFpMath(), opts.checkpointDir);
+        if (mixed) throw new Error(mixed);
         if (diff.length) {
           throw new Error(`train: ${opts.checkpointDir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
         }
@@ -514,7 +542,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
       trainSeconds += seconds;
       const record: EpochRecord = {
         epoch: epoch + 1, learningRate: lr, loss: lossSum / n, accuracy: correctSum / n,
-        seconds, imagesPerSecond: n / Math.max(seconds, 1e-9),
+        seconds, imagesPerSecond: n / Math.max(seconds, 1e-9), fpmath: currentFpMath(),
       };
       if (opts.val) {
         const v = await evaluateLoss(model, opts.val, opts.evalBatchSize ?? 256);

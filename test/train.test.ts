@@ -5,7 +5,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { createModel } from '../src/models';
-import { evaluateLoss, learningRateAt, resolveTrainConfig, train, TrainConfig } from '../src/train';
+import { evaluateLoss, fpMathMismatch, learningRateAt, resolveTrainConfig, train, TrainConfig } from '../src/train';
 import { batchTensor, range } from '../src/preprocess';
 import { augmentBatch } from '../src/train/augment';
 import { scaleSchedule } from '../src/train/schedule';
@@ -184,6 +184,39 @@ describe('train', function () {
     await train(model, data, { ...base, epochs: 1 }, { ...quiet, checkpointDir: dir });
     await assert.rejects(train(model, data, { ...base, epochs: 2, learningRate: 0.5 }, { ...quiet, checkpointDir: dir }), /different config \(learningRate: 0.02 there, 0.5 now\)/);
     model.dispose();
+  });
+
+  it('records each epoch\'s arithmetic and refuses to continue a checkpoint in the other mode', async () => {
+    const data = tinySet(32);
+    const dir = tmpDir();
+    const model = tiny();
+    const first = await train(model, data, { ...base, epochs: 1 }, { ...quiet, checkpointDir: dir });
+    // The pure-JS backend computes in float32.
+    assert.equal(first.history[0].fpmath, 'strict');
+    // Make the checkpoint claim bf16 products, as a native run under COPYCAT_FPMATH=bf16 writes it.
+    const latest = JSON.parse(fs.readFileSync(path.join(dir, 'latest.json'), 'utf8')) as { dir: string };
+    const statePath = path.join(dir, latest.dir, 'state.json');
+    const state = JSON.parse(fs.readFileSync(statePath, 'utf8'));
+    state.history[0].fpmath = 'bf16';
+    fs.writeFileSync(statePath, JSON.stringify(state));
+    await assert.rejects(
+      train(model, data, { ...base, epochs: 2 }, { ...quiet, checkpointDir: dir }),
+      /ran 1 epoch\(s\) with fpmath 'bf16' but this process computes 'strict'; resume with COPYCAT_FPMATH=bf16/,
+    );
+    // A checkpoint from before the mode was recorded resumes as it is.
+    delete state.history[0].fpmath;
+    fs.writeFileSync(statePath, JSON.stringify(state));
+    const resumed = await train(model, data, { ...base, epochs: 2 }, { ...quiet, checkpointDir: dir });
+    assert.equal(resumed.resumedFromEpoch, 1);
+    assert.deepEqual(resumed.history.map((h) => h.fpmath), [undefined, 'strict']);
+    model.dispose();
+  });
+
+  it('fpMathMismatch names the mode the checkpoint ran with', () => {
+    const rec = (fpmath?: 'strict' | 'bf16') => ({ epoch: 1, learningRate: 0.1, loss: 1, accuracy: 0.5, seconds: 1, imagesPerSecond: 1, ...(fpmath ? { fpmath } : {}) });
+    assert.equal(fpMathMismatch([rec('bf16'), rec('bf16')], 'bf16', 'ck'), undefined);
+    assert.equal(fpMathMismatch([rec(), rec()], 'bf16', 'ck'), undefined);
+    assert.match(fpMathMismatch([rec(), rec('strict'), rec('strict')], 'bf16', 'ck') ?? '', /ck ran 2 epoch\(s\) with fpmath 'strict' but this process computes 'bf16'; resume with COPYCAT_FPMATH=strict/);
   });
 
   it('trains on soft labels: one-hot soft targets give exactly the hard-label result', async () => {
