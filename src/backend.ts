@@ -385,6 +385,14 @@ export function backendReport(): BackendReport {
   };
 }
 
+/**
+ * The arithmetic this process computes in: the native backend's oneDNN mode, or 'strict' on wasm/cpu,
+ * which compute in float32. Training records and member recipes compare it across runs.
+ */
+export function processFpMath(): FpMath {
+  return backendReport().fpmath ?? 'strict';
+}
+
 /** The line every notebook and report prints, e.g. "backend tensorflow: native CPU (...) | tfjs 4.22.0 | ...". */
 export function formatBackendReport(report: BackendReport = backendReport()): string {
   const threads = report.threads === null ? `TF default (${os.availableParallelism?.() ?? os.cpus().length} cores)` : String(report.threads);

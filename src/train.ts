@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
-import { backendReport, FpMath } from './backend';
+import { FpMath, processFpMath } from './backend';
 import { batchTensor, predictProbabilities, range } from './preprocess';
 import { ImageSet } from './types';
 import { AugmentationConfig, augmentBatch } from './train/augment';
@@ -152,11 +152,6 @@ export interface EpochRecord {
    * wasm/cpu, which compute in float32. Absent in checkpoints written before it was recorded.
    */
   fpmath?: FpMath;
-}
-
-/** The arithmetic this process trains with (see EpochRecord.fpmath). */
-function currentFpMath(): FpMath {
-  return backendReport().fpmath ?? 'strict';
 }
 
 /**
@@ -420,7 +415,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
           (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(k in ck.state.config ? ck.state.config[k] : DEFAULT_TRAIN_CONFIG[k]),
         );
-        const mixed = fpMathMismatch(ck.state.history, currentFpMath(), opts.checkpointDir);
+        const mixed = fpMathMismatch(ck.state.history, processFpMath(), opts.checkpointDir);
         if (mixed) throw new Error(mixed);
         if (diff.length) {
           throw new Error(`train: ${opts.checkpointDir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
@@ -542,7 +537,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
       trainSeconds += seconds;
       const record: EpochRecord = {
         epoch: epoch + 1, learningRate: lr, loss: lossSum / n, accuracy: correctSum / n,
-        seconds, imagesPerSecond: n / Math.max(seconds, 1e-9), fpmath: currentFpMath(),
+        seconds, imagesPerSecond: n / Math.max(seconds, 1e-9), fpmath: processFpMath(),
       };
       if (opts.val) {
         const v = await evaluateLoss(model, opts.val, opts.evalBatchSize ?? 256);

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertTrainingBackend, backendReport, FpMath } from '../backend';
+import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../backend';
 import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
@@ -62,7 +62,7 @@ export function parseSeeds(text: string): number[] {
   return seeds;
 }
 
-export function memberRecipe(run: Run, set: CopycatSetName, fpmath: FpMath = backendReport().fpmath ?? 'strict'): MemberRecipe {
+export function memberRecipe(run: Run, set: CopycatSetName, fpmath: FpMath = processFpMath()): MemberRecipe {
   const { architecture, train } = run.config.copycat;
   return { set, architecture, train: JSON.parse(JSON.stringify(train)) as Partial<TrainConfig>, ...(fpmath === 'bf16' ? { fpmath } : {}) };
 }
