@@ -5,7 +5,11 @@ import { augmentBatch, shiftImages } from '../src/train/augment';
 import { predictProbabilities, range } from '../src/preprocess';
 import { openRun } from '../src/run';
 import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
-import { distilCopycat } from '../src/experiments/distillation';
+import * as fs from 'fs';
+import * as path from 'path';
+import { distilCopycat, distillationRecipeDifference, type DistillationRecipe } from '../src/experiments/distillation';
+import { memberRecipe } from '../src/experiments/seedMembers';
+import { saveModel } from '../src/io';
 import { copycatTrainFor, fitBudgets } from '../src/experiments/trainLength';
 import { epochsFor } from '../src/experiments/queryBudget';
 import { randomImages, tinyModel, tmpDir } from './oracleFixtures';
@@ -94,6 +98,34 @@ describe('copycat ensemble', () => {
     const run = openRun({ profile: 'smoke', dir: tmpDir('ens-run') });
     await assert.rejects(scoreCopycatEnsemble(run, ['/nonexistent/model'], { name: 'x' }), /ensemble member '\/nonexistent\/model': no model\.json/);
     await assert.rejects(distilCopycat(run, ['/nonexistent/model'], { name: 'x', weight: 0.5 }), /teacher '\/nonexistent\/model': no model\.json/);
+  });
+
+  it('tells distillation recipes apart: teachers, weight, length, student recipe', () => {
+    const run = openRun({ profile: 'smoke', dir: tmpDir('distil-run') });
+    const r: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL', 'strict'), teachers: ['/m/a', '/m/b'], weight: 0.5, epochs: null };
+    assert.equal(distillationRecipeDifference(r, JSON.parse(JSON.stringify(r)) as DistillationRecipe), '');
+    assert.equal(distillationRecipeDifference(r, { ...r, teachers: ['/m/a'] }), 'teachers: /m/a,/m/b there, /m/a now');
+    assert.equal(distillationRecipeDifference(r, { ...r, weight: 1, epochs: 22 }), "weight: 0.5 there, 1 now; epochs: the profile's there, 22 now");
+    assert.equal(distillationRecipeDifference(r, { ...r, student: memberRecipe(run, 'NPD-SL', 'bf16') }), 'fpmath: strict there, bf16 now (COPYCAT_FPMATH)');
+  });
+
+  it('refuses to resume a distillation run with another recipe, before loading any data', async () => {
+    const dir = tmpDir('distil-run');
+    const run = openRun({ profile: 'smoke', dir });
+    const teacher = path.join(dir, 'teacher');
+    await saveModel(a, teacher);
+    const started: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL'), teachers: [path.resolve(teacher)], weight: 0.3, epochs: null };
+    const runDir = run.path('experiments', 'distillation', 'x');
+    fs.mkdirSync(runDir, { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'recipe.json'), JSON.stringify(started));
+    const allow = process.env.COPYCAT_ALLOW_PURE_JS;
+    process.env.COPYCAT_ALLOW_PURE_JS = '1'; // the check under test comes after the backend check
+    try {
+      await assert.rejects(distilCopycat(run, [teacher], { name: 'x', weight: 0.5 }), /distil: .*distillation\/x holds a run started with another recipe \(weight: 0\.3 there, 0\.5 now\); use another --name/);
+    } finally {
+      if (allow === undefined) delete process.env.COPYCAT_ALLOW_PURE_JS;
+      else process.env.COPYCAT_ALLOW_PURE_JS = allow;
+    }
   });
 });
 

@@ -9,13 +9,39 @@ import { foldBatchNorm } from '../models/fold';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import type { EpochRecord } from '../train';
+import { memberRecipe, recipeDifference, type MemberRecipe } from './seedMembers';
 import { copycatTrainFor } from './trainLength';
+
+/**
+ * What a distillation run was started with. Checkpoints hold weights, not where the targets came from, so
+ * a resume with other teachers, weight, student recipe or arithmetic would silently mix two runs.
+ */
+export interface DistillationRecipe {
+  student: MemberRecipe;
+  /** Teacher model directories, absolute, in the order given. */
+  teachers: string[];
+  weight: number;
+  /** --epochs when given (the schedule is scaled to it), else null: the profile's length. */
+  epochs: number | null;
+}
+
+/** '' when equal, else which part differs, with both values, for the error message. */
+export function distillationRecipeDifference(a: DistillationRecipe, b: DistillationRecipe): string {
+  const diffs: string[] = [];
+  const student = recipeDifference(a.student, b.student);
+  if (student) diffs.push(student);
+  if (JSON.stringify(a.teachers) !== JSON.stringify(b.teachers)) diffs.push(`teachers: ${a.teachers.join(',')} there, ${b.teachers.join(',')} now`);
+  if (a.weight !== b.weight) diffs.push(`weight: ${a.weight} there, ${b.weight} now`);
+  if (a.epochs !== b.epochs) diffs.push(`epochs: ${a.epochs ?? 'the profile\'s'} there, ${b.epochs ?? 'the profile\'s'} now`);
+  return diffs.join('; ');
+}
 
 export interface DistillationResult {
   name: string;
   set: CopycatSetName;
   teachers: string[];
   teacherWeight: number;
+  recipe: DistillationRecipe;
   queries: number;
   metrics: Metrics;
   agreement: number;
@@ -28,8 +54,8 @@ export interface DistillationResult {
 /**
  * A second-generation copycat: trained on the same stolen set (no new query), with each augmented view's
  * target mixed from its stolen answer and the prediction of earlier copycats (`teachers`, averaged) on that
- * very view. Writes experiments/distillation/<name>/ (model, checkpoints, result.json); finished runs are
- * read back, interrupted ones resume from their last epoch.
+ * very view. Writes experiments/distillation/<name>/ (recipe.json, model, checkpoints, result.json); finished
+ * runs are read back, interrupted ones resume from their last epoch, and only with the recipe they began with.
  */
 export async function distilCopycat(
   run: Run,
@@ -46,6 +72,16 @@ export async function distilCopycat(
   }
   assertSavedModelDirs(teacherDirs, 'teacher');
   assertTrainingBackend('distillation');
+  const recipe: DistillationRecipe = {
+    student: memberRecipe(run, set), teachers: teacherDirs.map((d) => path.resolve(d)), weight: opts.weight, epochs: opts.epochs ?? null,
+  };
+  const recipeFile = path.join(dir, 'recipe.json');
+  if (fs.existsSync(recipeFile)) {
+    const diff = distillationRecipeDifference(readJson<DistillationRecipe>(recipeFile, 'distillation recipe'), recipe);
+    if (diff) throw new Error(`distil: ${dir} holds a run started with another recipe (${diff}); use another --name, or the same teachers, --weight, --epochs, COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
+  } else {
+    writeJson(recipeFile, recipe);
+  }
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
   const teachers: tf.LayersModel[] = [];
@@ -68,7 +104,7 @@ export async function distilCopycat(
       teacher: { predict, weight: opts.weight },
     });
     const result: DistillationResult = {
-      name: opts.name, set, teachers: teacherDirs, teacherWeight: opts.weight, queries,
+      name: opts.name, set, teachers: teacherDirs, teacherWeight: opts.weight, recipe, queries,
       metrics: fit.metrics, agreement: fit.agreement, performanceOverTarget: fit.performanceOverTarget, history: fit.history,
       wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
     };
