@@ -102,10 +102,10 @@ describe('copycat ensemble', () => {
 
   it('tells distillation recipes apart: teachers, weight, length, student recipe', () => {
     const run = openRun({ profile: 'smoke', dir: tmpDir('distil-run') });
-    const r: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL', 'strict'), teachers: ['/m/a', '/m/b'], weight: 0.5, epochs: null };
+    const r: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL', 'strict'), teachers: ['/m/a', '/m/b'], weight: 0.5, epochs: null, seed: 1 };
     assert.equal(distillationRecipeDifference(r, JSON.parse(JSON.stringify(r)) as DistillationRecipe), '');
     assert.equal(distillationRecipeDifference(r, { ...r, teachers: ['/m/a'] }), 'teachers: /m/a,/m/b there, /m/a now');
-    assert.equal(distillationRecipeDifference(r, { ...r, weight: 1, epochs: 22 }), "weight: 0.5 there, 1 now; epochs: the profile's there, 22 now");
+    assert.equal(distillationRecipeDifference(r, { ...r, weight: 1, epochs: 22, seed: 5 }), "weight: 0.5 there, 1 now; seed: 1 there, 5 now; epochs: the profile's there, 22 now");
     assert.equal(distillationRecipeDifference(r, { ...r, student: memberRecipe(run, 'NPD-SL', 'bf16') }), 'fpmath: strict there, bf16 now (COPYCAT_FPMATH)');
   });
 
@@ -114,7 +114,7 @@ describe('copycat ensemble', () => {
     const run = openRun({ profile: 'smoke', dir });
     const teacher = path.join(dir, 'teacher');
     await saveModel(a, teacher);
-    const started: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL'), teachers: [path.resolve(teacher)], weight: 0.3, epochs: null };
+    const started: DistillationRecipe = { student: memberRecipe(run, 'NPD-SL'), teachers: [path.resolve(teacher)], weight: 0.3, epochs: null, seed: 1 };
     const runDir = run.path('experiments', 'distillation', 'x');
     fs.mkdirSync(runDir, { recursive: true });
     fs.writeFileSync(path.join(runDir, 'recipe.json'), JSON.stringify(started));

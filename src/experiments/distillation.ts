@@ -23,6 +23,8 @@ export interface DistillationRecipe {
   weight: number;
   /** --epochs when given (the schedule is scaled to it), else null: the profile's length. */
   epochs: number | null;
+  /** The student's seed (initial weights, batch order, augmentation): --seed, else the run's. */
+  seed: number;
 }
 
 /** '' when equal, else which part differs, with both values, for the error message. */
@@ -32,6 +34,7 @@ export function distillationRecipeDifference(a: DistillationRecipe, b: Distillat
   if (student) diffs.push(student);
   if (JSON.stringify(a.teachers) !== JSON.stringify(b.teachers)) diffs.push(`teachers: ${a.teachers.join(',')} there, ${b.teachers.join(',')} now`);
   if (a.weight !== b.weight) diffs.push(`weight: ${a.weight} there, ${b.weight} now`);
+  if (a.seed !== b.seed) diffs.push(`seed: ${a.seed} there, ${b.seed} now`);
   if (a.epochs !== b.epochs) diffs.push(`epochs: ${a.epochs ?? 'the profile\'s'} there, ${b.epochs ?? 'the profile\'s'} now`);
   return diffs.join('; ');
 }
@@ -60,7 +63,7 @@ export interface DistillationResult {
 export async function distilCopycat(
   run: Run,
   teacherDirs: string[],
-  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; log?: (s: string) => void },
+  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; seed?: number; log?: (s: string) => void },
 ): Promise<DistillationResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
@@ -74,6 +77,7 @@ export async function distilCopycat(
   assertTrainingBackend('distillation');
   const recipe: DistillationRecipe = {
     student: memberRecipe(run, set), teachers: teacherDirs.map((d) => path.resolve(d)), weight: opts.weight, epochs: opts.epochs ?? null,
+    seed: opts.seed ?? run.config.seed,
   };
   const recipeFile = path.join(dir, 'recipe.json');
   if (fs.existsSync(recipeFile)) {
@@ -99,6 +103,8 @@ export async function distilCopycat(
     });
     const fit = await fitCopycat(run, data, dir, {
       label: `copycat ${set} distilled from ${teacherDirs.length} teacher(s)`,
+      // A seed of its own: a student drawn like one of its teachers would err where that teacher errs.
+      seed: recipe.seed,
       train: { targets: 'hard', ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}) },
       hooks: { log },
       teacher: { predict, weight: opts.weight },
