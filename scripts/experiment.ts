@@ -9,7 +9,7 @@
  *                                                          saved copycats of D's oracle scored as one ensemble
  *   npm run experiment -- members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX]
  *                                                          copycats differing only in their seed, then their ensemble
- *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S]
+ *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S] [--teacher-on all|altered]
  *                                                          a copycat trained on D's stolen set with teacher targets
  *
  * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N,
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       weight: { type: 'string' },
       seeds: { type: 'string' },
       seed: { type: 'string' },
+      'teacher-on': { type: 'string' },
       group: { type: 'string' },
     },
   });
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     if (!values.teachers || !values.name || values.weight === undefined) throw new Error('distil: --teachers (comma-separated saved copycat model directories), --weight (0..1) and --name are required');
     if (!(weight >= 0 && weight <= 1)) throw new Error(`distil: --weight must be a number in [0, 1], got '${values.weight}'`);
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`distil: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
+    if (values['teacher-on'] !== undefined && !['all', 'altered'].includes(String(values['teacher-on']))) throw new Error(`distil: --teacher-on takes all or altered, got '${values['teacher-on']}'`);
     if (values.seed !== undefined && !/^[1-9]\d*$/.test(String(values.seed))) throw new Error(`distil: --seed must be a whole number >= 1, got '${values.seed}'`);
   }
   if (what === 'ensemble' && !values.models) throw new Error('ensemble: --models is required (comma-separated saved copycat model directories)');
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
     const { metrics, history, ...r } = await distilCopycat(run, list(values.teachers), {
       name: String(values.name), weight, set: values.sets as CopycatSetName | undefined, epochs,
       seed: values.seed === undefined ? undefined : Number(values.seed),
+      teacherOn: values['teacher-on'] as 'all' | 'altered' | undefined,
     });
     console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
   } else if (what === 'members') {

@@ -9,6 +9,7 @@ import { WeightAverage } from './train/ema';
 import { drawMixup, mixWithPartner } from './train/mixup';
 import { classBalancedIndices, shuffledIndices } from './train/sampler';
 import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
+import { teacherTargets, type Teacher } from './train/teacherTargets';
 
 export type { AugmentationConfig } from './train/augment';
 export type { ScheduleConfig } from './train/schedule';
@@ -200,9 +201,10 @@ export interface TrainOptions {
    * batch the student sees. A copycat's stolen label belongs to the original image only; a crop or flip of
    * an out-of-domain image often gets another label from the oracle (bench:consistency), so a teacher that
    * answers for the view itself removes that noise. `predict` must return probabilities and not train.
+   * With `onlyAltered`, images used as they are keep their stored targets (see Teacher).
    * Not part of TrainConfig (a model is not JSON): resuming with another teacher is not detected.
    */
-  teacher?: { predict: (x: tf.Tensor4D) => tf.Tensor2D; weight: number };
+  teacher?: Teacher;
 }
 
 export interface TrainResult {
@@ -395,6 +397,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
   const { targets, classes } = buildTargets(data, cfg, numClasses);
   const teacher = opts.teacher;
   if (teacher && !(teacher.weight >= 0 && teacher.weight <= 1)) throw new Error(`train: teacher.weight must be in [0, 1], got ${teacher.weight}`);
+  if (teacher?.onlyAltered && cfg.mixup > 0) throw new Error('train: teacher.onlyAltered and TrainConfig.mixup cannot both be on: a mixed image is neither the original nor one augmented view');
   const optimizer = makeOptimizer(cfg);
   const { net, fromLogits } = logitsView(model);
   if (cfg.logitAdjustment > 0 && !fromLogits) throw new Error(`train: TrainConfig.logitAdjustment needs a model whose last layer is a softmax Activation over logits; '${model.name}' ends in ${model.layers[model.layers.length - 1].getClassName()}`);
@@ -469,7 +472,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         const count = idx.length;
         lr = learningRateAt(cfg.learningRate, cfg.schedule, epoch, b, batches, cfg.epochs);
         setLearningRate(optimizer, lr);
-        const altered = cfg.bootstrap > 0 ? new Uint8Array(count) : undefined;
+        const altered = cfg.bootstrap > 0 || teacher?.onlyAltered ? new Uint8Array(count) : undefined;
         const pixels = augmentBatch(data, idx, cfg.augmentation, rng, altered);
         const tBatch = new Float32Array(count * numClasses);
         for (let i = 0; i < count; i++) tBatch.set(targets.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
@@ -488,10 +491,10 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         }
         if (teacher) {
           const stored = y;
-          y = tf.tidy(() => tf.add(tf.mul(teacher.predict(x), teacher.weight), tf.mul(stored, 1 - teacher.weight)) as tf.Tensor2D);
+          y = teacherTargets(teacher, x as tf.Tensor4D, stored, altered);
           stored.dispose();
         }
-        const share = altered ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
+        const share = altered && cfg.bootstrap > 0 ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
         const lossT = optimizer.minimize(() => {
           const raw = net.apply(x, { training: true }) as tf.Tensor2D;
           const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;

@@ -107,6 +107,8 @@ describe('copycat ensemble', () => {
     assert.equal(distillationRecipeDifference(r, { ...r, teachers: ['/m/a'] }), 'teachers: /m/a,/m/b there, /m/a now');
     assert.equal(distillationRecipeDifference(r, { ...r, weight: 1, epochs: 22, seed: 5 }), "weight: 0.5 there, 1 now; seed: 1 there, 5 now; epochs: the profile's there, 22 now");
     assert.equal(distillationRecipeDifference(r, { ...r, student: memberRecipe(run, 'NPD-SL', 'bf16') }), 'fpmath: strict there, bf16 now (COPYCAT_FPMATH)');
+    // Recipes written before --teacher-on existed asked the teachers about every image.
+    assert.equal(distillationRecipeDifference(r, { ...r, teacherOn: 'altered' }), 'teacher-on: all there, altered now');
   });
 
   it('refuses to resume a distillation run with another recipe, before loading any data', async () => {

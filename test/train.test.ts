@@ -13,6 +13,7 @@ import { classBalancedIndices, classCounts } from '../src/train/sampler';
 import { ImageSet } from '../src/types';
 import { tempDir } from './tempDirs';
 import { tinySet, tiny, weightsOf } from './trainFixtures';
+import { teacherTargets } from '../src/train/teacherTargets';
 
 const quiet = { log: false as const };
 const base: Partial<TrainConfig> = {
@@ -83,6 +84,47 @@ describe('train', function () {
     assert.ok(wa.every((w, i) => w.every((v, j) => v === wb[i][j])), 'weight 0 must not change training');
     await assert.rejects(train(tiny(5), data, base, { ...quiet, teacher: teacher(1.5) }), /teacher.weight must be in \[0, 1\], got 1.5/);
     [follower, a, b].forEach((m) => m.dispose());
+  });
+
+  it('asks the teacher only about altered images with onlyAltered: none altered is exactly no teacher', async () => {
+    const data = tinySet(48);
+    let asked = 0;
+    const teacher = { weight: 1, onlyAltered: true, predict: (x: tf.Tensor4D) => { asked += x.shape[0]; return tf.tidy(() => tf.oneHot(tf.fill([x.shape[0]], 2, 'int32'), 3).toFloat() as tf.Tensor2D); } };
+    const plain = { ...base, augmentation: { crop: false, flip: false } };
+    const a = tiny(4), b = tiny(4);
+    await train(a, data, plain, quiet);
+    const start = tf.memory().numTensors;
+    await train(b, data, plain, { ...quiet, teacher });
+    assert.equal(tf.memory().numTensors, start, 'onlyAltered distillation leaked tensors');
+    assert.equal(asked, 0, 'no image was altered, so the teacher must not be asked');
+    const [wa, wb] = [await weightsOf(a), await weightsOf(b)];
+    assert.ok(wa.every((w, i) => w.every((v, j) => v === wb[i][j])), 'with nothing altered the teacher must not change training');
+    // With crop and flip on half the images the teacher sees some images of each epoch, not all.
+    await train(tiny(5), data, { ...base, augmentation: { crop: true, flip: true, pad: 2, probability: 0.5 } }, { ...quiet, teacher });
+    assert.ok(asked > 0 && asked < 3 * 48, `the teacher should see only the altered images, saw ${asked} of ${3 * 48}`);
+    await assert.rejects(train(tiny(6), data, { ...base, mixup: 0.4 }, { ...quiet, teacher }), /teacher.onlyAltered and TrainConfig.mixup cannot both be on/);
+    [a, b].forEach((m) => m.dispose());
+  });
+
+  it('mixes the teacher into the altered rows only, and leaves the others exactly as stored', () => {
+    const stored = tf.tensor2d([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]);
+    const x = tf.zeros([4, 2, 2, 3]) as tf.Tensor4D;
+    const seen: number[] = [];
+    const predict = (v: tf.Tensor4D) => { seen.push(v.shape[0]); return tf.tidy(() => tf.fill([v.shape[0], 3], 1 / 3) as tf.Tensor2D); };
+    const start = tf.memory().numTensors;
+    const y = teacherTargets({ predict, weight: 0.5, onlyAltered: true }, x, stored, Uint8Array.from([0, 1, 0, 1]));
+    const rows = y.arraySync();
+    y.dispose();
+    assert.equal(tf.memory().numTensors, start);
+    assert.deepEqual(seen, [2]);
+    assert.deepEqual(rows[0], [1, 0, 0]);
+    assert.deepEqual(rows[2], [0, 0, 1]);
+    [[1 / 6, 0.5 + 1 / 6, 1 / 6], [0.5 + 1 / 6, 1 / 6, 1 / 6]].forEach((want, k) => want.forEach((v, j) => assert.ok(Math.abs(rows[2 * k + 1][j] - v) < 1e-6, `row ${2 * k + 1}: ${rows[2 * k + 1]}`)));
+    const all = teacherTargets({ predict, weight: 0.5 }, x, stored);
+    assert.deepEqual(seen, [2, 4]);
+    all.dispose();
+    assert.throws(() => teacherTargets({ predict, weight: 0.5, onlyAltered: true }, x, stored), /onlyAltered needs the batch's altered flags/);
+    [stored, x].forEach((t) => t.dispose());
   });
 
   it('keeps tf.memory().numTensors flat across epochs and frees everything it made', async () => {

@@ -25,6 +25,8 @@ export interface DistillationRecipe {
   epochs: number | null;
   /** The student's seed (initial weights, batch order, augmentation): --seed, else the run's. */
   seed: number;
+  /** 'altered' when the teachers answer only for altered images (--teacher-on altered); absent: every image. */
+  teacherOn?: 'altered';
 }
 
 /** '' when equal, else which part differs, with both values, for the error message. */
@@ -34,6 +36,7 @@ export function distillationRecipeDifference(a: DistillationRecipe, b: Distillat
   if (student) diffs.push(student);
   if (JSON.stringify(a.teachers) !== JSON.stringify(b.teachers)) diffs.push(`teachers: ${a.teachers.join(',')} there, ${b.teachers.join(',')} now`);
   if (a.weight !== b.weight) diffs.push(`weight: ${a.weight} there, ${b.weight} now`);
+  if ((a.teacherOn ?? 'all') !== (b.teacherOn ?? 'all')) diffs.push(`teacher-on: ${a.teacherOn ?? 'all'} there, ${b.teacherOn ?? 'all'} now`);
   if (a.seed !== b.seed) diffs.push(`seed: ${a.seed} there, ${b.seed} now`);
   if (a.epochs !== b.epochs) diffs.push(`epochs: ${a.epochs ?? 'the profile\'s'} there, ${b.epochs ?? 'the profile\'s'} now`);
   return diffs.join('; ');
@@ -63,7 +66,7 @@ export interface DistillationResult {
 export async function distilCopycat(
   run: Run,
   teacherDirs: string[],
-  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; seed?: number; log?: (s: string) => void },
+  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; seed?: number; teacherOn?: 'all' | 'altered'; log?: (s: string) => void },
 ): Promise<DistillationResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
@@ -78,6 +81,7 @@ export async function distilCopycat(
   const recipe: DistillationRecipe = {
     student: memberRecipe(run, set), teachers: teacherDirs.map((d) => path.resolve(d)), weight: opts.weight, epochs: opts.epochs ?? null,
     seed: opts.seed ?? run.config.seed,
+    ...(opts.teacherOn === 'altered' ? { teacherOn: 'altered' as const } : {}),
   };
   const recipeFile = path.join(dir, 'recipe.json');
   if (fs.existsSync(recipeFile)) {
@@ -107,7 +111,7 @@ export async function distilCopycat(
       seed: recipe.seed,
       train: { targets: 'hard', ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}) },
       hooks: { log },
-      teacher: { predict, weight: opts.weight },
+      teacher: { predict, weight: opts.weight, onlyAltered: recipe.teacherOn === 'altered' },
     });
     const result: DistillationResult = {
       name: opts.name, set, teachers: teacherDirs, teacherWeight: opts.weight, recipe, queries,
