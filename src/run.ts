@@ -45,6 +45,19 @@ export function writeJson(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
+/**
+ * Pins the recipe a resumable experiment directory was started with: the first call writes `recipe` to
+ * `file`, later calls compare against it. Returns '' when they match (or it was just written), else
+ * `difference`'s account of what changed, for the caller's error message.
+ */
+export function pinRecipe<T>(file: string, recipe: T, what: string, difference: (there: T, now: T) => string): string {
+  if (!fs.existsSync(file)) {
+    writeJson(file, recipe);
+    return '';
+  }
+  return difference(readJson<T>(file, what), recipe);
+}
+
 export function readJson<T>(file: string, what: string): T {
   if (!fs.existsSync(file)) throw new Error(`${what} not found: ${file} (run the earlier notebook/step first)`);
   try {

@@ -6,7 +6,7 @@ import type { CopycatSetName } from '../config';
 import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';
 import { foldBatchNorm } from '../models/fold';
-import { fileSafeName, readJson, Run, writeJson } from '../run';
+import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import type { EpochRecord } from '../train';
 import { memberRecipe, recipeDifference, type MemberRecipe } from './seedMembers';
@@ -83,13 +83,8 @@ export async function distilCopycat(
     seed: opts.seed ?? run.config.seed,
     ...(opts.teacherOn === 'altered' ? { teacherOn: 'altered' as const } : {}),
   };
-  const recipeFile = path.join(dir, 'recipe.json');
-  if (fs.existsSync(recipeFile)) {
-    const diff = distillationRecipeDifference(readJson<DistillationRecipe>(recipeFile, 'distillation recipe'), recipe);
-    if (diff) throw new Error(`distil: ${dir} holds a run started with another recipe (${diff}); use another --name, or the same teachers, --weight, --epochs, COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
-  } else {
-    writeJson(recipeFile, recipe);
-  }
+  const diff = pinRecipe(path.join(dir, 'recipe.json'), recipe, 'distillation recipe', distillationRecipeDifference);
+  if (diff) throw new Error(`distil: ${dir} holds a run started with another recipe (${diff}); use another --name, or the same teachers, --weight, --epochs, --seed, --teacher-on, COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
   const teachers: tf.LayersModel[] = [];

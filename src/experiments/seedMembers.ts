@@ -3,7 +3,7 @@ import * as path from 'path';
 import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../backend';
 import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
-import { fileSafeName, readJson, Run, writeJson } from '../run';
+import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from '../steps/ensembleStep';
 import type { EpochRecord, TrainConfig } from '../train';
@@ -114,13 +114,8 @@ export async function trainSeedMembers(
   }
   const group = opts.group ? fileSafeName(opts.group) : defaultGroup(recipe);
   const groupDir = run.path('experiments', 'members', group);
-  const recipeFile = path.join(groupDir, 'recipe.json');
-  if (fs.existsSync(recipeFile)) {
-    const diff = recipeDifference(readJson<MemberRecipe>(recipeFile, 'member recipe'), recipe);
-    if (diff) throw new Error(`members: ${groupDir} holds members of another recipe (${diff}); use another --group or the same COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
-  } else {
-    writeJson(recipeFile, recipe);
-  }
+  const diff = pinRecipe(path.join(groupDir, 'recipe.json'), recipe, 'member recipe', recipeDifference);
+  if (diff) throw new Error(`members: ${groupDir} holds members of another recipe (${diff}); use another --group or the same COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
   const members: SeedMemberResult[] = [];
   let stolen: Awaited<ReturnType<typeof stolenSetForRun>> | undefined; // loaded once, only if a member needs training
   for (const seed of seeds) {
