@@ -7,7 +7,7 @@ import { openRun } from '../src/run';
 import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
 import * as fs from 'fs';
 import * as path from 'path';
-import { distilCopycat, distillationRecipeDifference, type DistillationRecipe } from '../src/experiments/distillation';
+import { distilCopycat, distillationRecipeDifference, teacherKey, type DistillationRecipe } from '../src/experiments/distillation';
 import { memberRecipe } from '../src/experiments/seedMembers';
 import { saveModel } from '../src/io';
 import { copycatTrainFor, fitBudgets } from '../src/experiments/trainLength';
@@ -111,6 +111,12 @@ describe('copycat ensemble', () => {
     assert.equal(distillationRecipeDifference(r, { ...r, teacherOn: 'altered' }), 'teacher-on: all there, altered now');
   });
 
+  it('names teachers inside the run relative to it, so a restored run elsewhere still matches its recipe', () => {
+    assert.equal(teacherKey({ dir: '/a/run' }, '/a/run/experiments/members/g/s1/model'), 'experiments/members/g/s1/model');
+    assert.equal(teacherKey({ dir: '/a/run' }, '/b/other/model'), '/b/other/model');
+    assert.equal(teacherKey({ dir: '/a/run' }, '/a/run-2/model'), '/a/run-2/model');
+  });
+
   it('refuses to resume a distillation run with another recipe, before loading any data', async () => {
     const dir = tmpDir('distil-run');
     const run = openRun({ profile: 'smoke', dir });
@@ -123,7 +129,11 @@ describe('copycat ensemble', () => {
     const allow = process.env.COPYCAT_ALLOW_PURE_JS;
     process.env.COPYCAT_ALLOW_PURE_JS = '1'; // the check under test comes after the backend check
     try {
+      // The recipe was written with the teacher's absolute path (as before teachers were stored relative to
+      // the run): only the weight is reported as different.
       await assert.rejects(distilCopycat(run, [teacher], { name: 'x', weight: 0.5 }), /distil: .*distillation\/x holds a run started with another recipe \(weight: 0\.3 there, 0\.5 now\); use another --name/);
+      const seeded = openRun({ profile: 'smoke', dir, overrides: { copycat: { train: { seed: 7 } } } });
+      await assert.rejects(distilCopycat(seeded, [teacher], { name: 'y', weight: 0.5 }), /distil: the config sets copycat\.train\.seed \(7\), which would override the student's own seed; remove it, --seed sets it/);
     } finally {
       if (allow === undefined) delete process.env.COPYCAT_ALLOW_PURE_JS;
       else process.env.COPYCAT_ALLOW_PURE_JS = allow;

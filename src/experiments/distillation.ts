@@ -18,7 +18,10 @@ import { copycatTrainFor } from './trainLength';
  */
 export interface DistillationRecipe {
   student: MemberRecipe;
-  /** Teacher model directories, absolute, in the order given. */
+  /**
+   * Teacher model directories in the order given: relative to the run directory when inside it (so a run
+   * restored from an archive elsewhere still matches), else absolute. Older recipes hold absolute paths.
+   */
   teachers: string[];
   weight: number;
   /** --epochs when given (the schedule is scaled to it), else null: the profile's length. */
@@ -40,6 +43,12 @@ export function distillationRecipeDifference(a: DistillationRecipe, b: Distillat
   if (a.seed !== b.seed) diffs.push(`seed: ${a.seed} there, ${b.seed} now`);
   if (a.epochs !== b.epochs) diffs.push(`epochs: ${a.epochs ?? 'the profile\'s'} there, ${b.epochs ?? 'the profile\'s'} now`);
   return diffs.join('; ');
+}
+
+/** How a recipe names a teacher: relative to the run directory when inside it, else absolute. */
+export function teacherKey(run: Pick<Run, 'dir'>, dir: string): string {
+  const rel = path.relative(run.dir, path.resolve(dir));
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : path.resolve(dir);
 }
 
 export interface DistillationResult {
@@ -78,12 +87,17 @@ export async function distilCopycat(
   }
   assertSavedModelDirs(teacherDirs, 'teacher');
   assertTrainingBackend('distillation');
+  const student = memberRecipe(run, set);
+  if (student.train.seed !== undefined) {
+    throw new Error(`distil: the config sets copycat.train.seed (${student.train.seed}), which would override the student's own seed; remove it, --seed sets it`);
+  }
   const recipe: DistillationRecipe = {
-    student: memberRecipe(run, set), teachers: teacherDirs.map((d) => path.resolve(d)), weight: opts.weight, epochs: opts.epochs ?? null,
+    student, teachers: teacherDirs.map((d) => teacherKey(run, d)), weight: opts.weight, epochs: opts.epochs ?? null,
     seed: opts.seed ?? run.config.seed,
     ...(opts.teacherOn === 'altered' ? { teacherOn: 'altered' as const } : {}),
   };
-  const diff = pinRecipe(path.join(dir, 'recipe.json'), recipe, 'distillation recipe', distillationRecipeDifference);
+  const diff = pinRecipe(path.join(dir, 'recipe.json'), recipe, 'distillation recipe',
+    (there, now) => distillationRecipeDifference({ ...there, teachers: there.teachers.map((d) => teacherKey(run, path.resolve(run.dir, d))) }, now));
   if (diff) throw new Error(`distil: ${dir} holds a run started with another recipe (${diff}); use another --name, or the same teachers, --weight, --epochs, --seed, --teacher-on, COPYCAT_OVERRIDES and COPYCAT_FPMATH`);
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
