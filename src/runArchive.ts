@@ -13,11 +13,13 @@ import { writeFileAtomic } from './io';
  * seeded oracle is repeatable per CPU kind, not across kinds; docs/experiments.md).
  *
  * Left out: checkpoints of anything already finished (its model/ and result.json are kept), logs, and
- * the previous-config copies. The query cache (JSON lines, mostly hex hashes) is stored gzip'ed.
+ * the previous-config copies. The query cache (JSON lines) and large JSON files are stored gzip'ed.
  */
 
 export const ARCHIVE_FORMAT = 'copycat-run-archive';
 export const MANIFEST = 'archive.json';
+/** JSON files above this many bytes (stolen-label sets, long results) are stored gzip'ed, like the cache. */
+export const GZIP_JSON_ABOVE = 64 * 1024;
 
 export interface ArchivedFile {
   /** Path inside the run directory, '/'-separated. */
@@ -100,7 +102,8 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
   const files: ArchivedFile[] = [];
   for (const rel of walk(runDir).filter((r) => archivable(runDir, r))) {
     const buf = fs.readFileSync(path.join(runDir, rel));
-    const gzip = rel.endsWith('.jsonl');
+    // Text compresses 3-4x (the stolen sets and the cache are mostly hex hashes); weights do not.
+    const gzip = rel.endsWith('.jsonl') || (rel.endsWith('.json') && buf.length > GZIP_JSON_ABOVE);
     const stored = path.join(outDir, gzip ? `${rel}.gz` : rel);
     fs.mkdirSync(path.dirname(stored), { recursive: true });
     // mtime 0 in the gzip header: the same input gives the same bytes, so git sees no change.

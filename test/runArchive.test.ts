@@ -20,6 +20,7 @@ function fakeRun(): string {
   put('oracle/checkpoints/epoch-0026/optimizer.bin', 'OPT');
   put('stolen/queries.jsonl', '{"h":"ab","a":1}\n'.repeat(50));
   put('stolen/NPD-SL.json', '{"labels":[1,2]}');
+  put('stolen/PD-SL.json', JSON.stringify({ labels: new Array(40000).fill(3) }));
   put('experiments/members/g/recipe.json', '{}');
   put('experiments/members/g/s1/model/model.json', '{"s1":1}');
   put('experiments/members/g/s1/result.json', '{}');
@@ -49,13 +50,16 @@ describe('run archive', () => {
       'oracle/model/weights.bin',
       'oracle/result.json',
       'stolen/NPD-SL.json',
+      'stolen/PD-SL.json',
       'stolen/queries.jsonl',
     ]);
-    // The query cache is stored compressed.
+    // The query cache and large JSON files are stored compressed, small JSON as it is.
     assert.ok(fs.existsSync(path.join(out, 'stolen/queries.jsonl.gz')));
+    assert.ok(fs.existsSync(path.join(out, 'stolen/PD-SL.json.gz')) && !fs.existsSync(path.join(out, 'stolen/PD-SL.json')));
+    assert.ok(fs.existsSync(path.join(out, 'stolen/NPD-SL.json')));
     assert.ok(fs.statSync(path.join(out, 'stolen/queries.jsonl.gz')).size < 850 / 4);
     assert.equal(archivable(run, 'oracle/checkpoints/latest.json'), false);
-    assert.equal(readManifest(out).files.length, 11);
+    assert.equal(readManifest(out).files.length, 12);
   });
 
   it('restores byte for byte, leaves identical files alone and is repeatable', () => {
@@ -64,11 +68,11 @@ describe('run archive', () => {
     archiveRun(run, out);
     const again = tempDir('archive-restored-');
     const first = restoreRun(out, again);
-    assert.deepEqual(first, { written: 11, unchanged: 0 });
-    for (const rel of ['stolen/queries.jsonl', 'oracle/model/weights.bin', 'experiments/members/g/s2/checkpoints/epoch-0006/optimizer.bin']) {
+    assert.deepEqual(first, { written: 12, unchanged: 0 });
+    for (const rel of ['stolen/queries.jsonl', 'stolen/PD-SL.json', 'oracle/model/weights.bin', 'experiments/members/g/s2/checkpoints/epoch-0006/optimizer.bin']) {
       assert.deepEqual(fs.readFileSync(path.join(again, rel)), fs.readFileSync(path.join(run, rel)), rel);
     }
-    assert.deepEqual(restoreRun(out, again), { written: 0, unchanged: 11 });
+    assert.deepEqual(restoreRun(out, again), { written: 0, unchanged: 12 });
     // Packing the same run twice gives the same bytes (gzip without a timestamp), so git sees no change.
     const gz = fs.readFileSync(path.join(out, 'stolen/queries.jsonl.gz'));
     archiveRun(run, out);
