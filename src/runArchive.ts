@@ -101,7 +101,14 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
   fs.mkdirSync(outDir, { recursive: true });
   const files: ArchivedFile[] = [];
   for (const rel of walk(runDir).filter((r) => archivable(runDir, r))) {
-    const buf = fs.readFileSync(path.join(runDir, rel));
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(path.join(runDir, rel));
+    } catch (e) {
+      // A training process replaces its checkpoint folder at each epoch's end.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`archive: ${rel} vanished while packing (a checkpoint replaced by a running training?); pack again, or after the training stops`);
+      throw e;
+    }
     // Text compresses 3-4x (the stolen sets and the cache are mostly hex hashes); weights do not.
     const gzip = rel.endsWith('.jsonl') || (rel.endsWith('.json') && buf.length > GZIP_JSON_ABOVE);
     const stored = path.join(outDir, gzip ? `${rel}.gz` : rel);
