@@ -22,6 +22,7 @@ export interface StolenLabelSet {
   version: 1;
   /** e.g. 'NPD-SL', 'PD-SL'. */
   name: string;
+  /** When the file was written. A later call that gets the same answers leaves the file as it is. */
   createdAt: string;
   oracle: Pick<OracleInfo, 'name' | 'kind' | 'answer' | 'numClasses' | 'classNames' | 'transforms' | 'pricePer1000'>;
   n: number;
@@ -202,11 +203,30 @@ export async function labelImages(oracle: Oracle, images: ImageSet, opts: LabelI
       cost: { usd: costOf(distinct, price), thisCallUsd: costOf(asked, price), pricePer1000: price },
       cacheFile,
     };
-    fs.mkdirSync(path.dirname(outFile), { recursive: true });
-    writeFileAtomic(outFile, JSON.stringify(set));
+    // A rerun that gets the same answers (every step of a run relabels from the cache) keeps the file:
+    // its record of the call that paid stays, and a packed run (src/runArchive.ts) stays in step.
+    if (!sameAnswersOnDisk(outFile, set)) {
+      fs.mkdirSync(path.dirname(outFile), { recursive: true });
+      writeFileAtomic(outFile, JSON.stringify(set));
+    }
     return set;
   } finally {
     cache.close();
+  }
+}
+
+/** The parts of a stolen-label set that do not depend on which call wrote it. */
+function answersOf(s: StolenLabelSet): unknown {
+  const { createdAt: _c, cacheFile: _f, queries, cost, ...rest } = s;
+  return { ...rest, queries: { distinct: queries.distinct, duplicates: queries.duplicates }, cost: { usd: cost.usd, pricePer1000: cost.pricePer1000 } };
+}
+
+function sameAnswersOnDisk(file: string, set: StolenLabelSet): boolean {
+  if (!fs.existsSync(file)) return false;
+  try {
+    return JSON.stringify(answersOf(JSON.parse(fs.readFileSync(file, 'utf8')))) === JSON.stringify(answersOf(set));
+  } catch {
+    return false; // unreadable or another shape: rewrite it
   }
 }
 

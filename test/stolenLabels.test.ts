@@ -138,6 +138,23 @@ describe('stolen labels: labeling job', () => {
     assert.equal(again.cost.thisCallUsd, 0);
   });
 
+  it('a rerun with the same answers leaves the file as it is; other answers rewrite it', async () => {
+    const dir = tmpDir('keep');
+    const set = randomImages(12, 8, 'keep');
+    const file = path.join(dir, 'stolen', 'NPD-SL.json');
+    await labelImages(new LocalOracle(model), set, { runDir: dir, name: 'NPD-SL', ...quiet });
+    const first = fs.readFileSync(file, 'utf8');
+    const again = await labelImages(new LocalOracle(model), set, { runDir: dir, name: 'NPD-SL', ...quiet });
+    assert.equal(again.queries.askedThisCall, 0, 'the caller hears what this call asked');
+    assert.equal(fs.readFileSync(file, 'utf8'), first, 'the file keeps the call that paid');
+    assert.equal(loadStolenLabels(file).queries.askedThisCall, 12);
+    const other = tinyModel(8, 10, 99);
+    const truth = (await new LocalOracle(other).query(set)).map((a) => a.label);
+    assert.notDeepEqual(truth, again.labels, 'the fixture: another oracle answers otherwise');
+    await labelImages(new LocalOracle(other), set, { cacheFile: path.join(dir, 'other.jsonl'), outFile: file, name: 'NPD-SL', ...quiet });
+    assert.deepEqual(loadStolenLabels(file).labels, truth, 'new answers are written');
+  });
+
   it('spends the budget to the last image, stops with QueryBudgetExceeded, resumes with a new budget', async () => {
     const dir = tmpDir('budget');
     const set = randomImages(25, 8, 'budget');

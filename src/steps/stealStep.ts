@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { loadNpd, LoadSummary } from '../data/npd';
 import { HttpOracle } from '../oracle/client';
 import { LocalOracle } from '../oracle/local';
@@ -33,6 +34,10 @@ export async function pdForRun(run: Run): Promise<ImageSet> {
 
 export interface StealSummary {
   oracle: StolenLabelSet['oracle'];
+  /**
+   * Per set; `file` is relative to the run directory. `askedThisCall` is of the call that wrote
+   * summary.json: a rerun that gets the same answers leaves the file as it is (as labelImages does).
+   */
   sets: Record<string, { n: number; queries: number; askedThisCall: number; costUsd: number; histogram: LabelHistogram; file: string }>;
   totalQueries: number;
   totalCostUsd: number;
@@ -69,7 +74,7 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
   for (const s of [npdSl.stolen, pdSl.stolen]) {
     sets[s.name] = {
       n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
-      histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: run.path('stolen', `${s.name}.json`),
+      histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: `stolen/${s.name}.json`,
     };
   }
   const summary: StealSummary = {
@@ -78,9 +83,20 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
     totalQueries: npdSl.stolen.queries.distinct + pdSl.stolen.queries.distinct,
     totalCostUsd: npdSl.stolen.cost.usd + pdSl.stolen.cost.usd,
   };
-  writeJson(run.path('stolen', 'summary.json'), summary);
+  const file = run.path('stolen', 'summary.json');
+  if (!sameSummary(file, summary)) writeJson(file, summary);
   log(`Stolen labels: NPD-SL ${npdSl.stolen.n} images, PD-SL ${pdSl.stolen.n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
   return summary;
+}
+
+function sameSummary(file: string, now: StealSummary): boolean {
+  const stable = (s: StealSummary): string =>
+    JSON.stringify({ ...s, sets: Object.fromEntries(Object.entries(s.sets).map(([k, v]) => [k, { ...v, askedThisCall: undefined }])) });
+  try {
+    return fs.existsSync(file) && stable(JSON.parse(fs.readFileSync(file, 'utf8'))) === stable(now);
+  } catch {
+    return false;
+  }
 }
 
 export function readStealSummary(run: Run): StealSummary {
