@@ -102,7 +102,11 @@ export function parseFpMath(value: string, source = 'COPYCAT_FPMATH'): FpMath {
   throw new Error(`${source}='${value}' is not an fpmath mode; expected strict | bf16`);
 }
 
-/** Whether this CPU has bfloat16 units (Linux flags); without them oneDNN keeps float32 speed. */
+/**
+ * Whether oneDNN's bf16 fpmath mode takes effect on this CPU (Linux flags): it needs AMX. AVX512-BF16
+ * alone is not enough: on an AMD EPYC with avx512_bf16 and no AMX (2026-12-04) a bf16-mode convolution
+ * gave float32's exact result and trained no faster (docs/experiments.md).
+ */
 export function cpuHasBf16(cpuinfo?: string): boolean {
   let text = cpuinfo;
   if (text === undefined) {
@@ -112,7 +116,7 @@ export function cpuHasBf16(cpuinfo?: string): boolean {
       return false;
     }
   }
-  return /\b(avx512_bf16|amx_bf16)\b/.test(text);
+  return /\bamx_bf16\b/.test(text);
 }
 
 /**
@@ -351,7 +355,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (report.tfBackend === 'tensorflow') {
     nativeFpMath = fpmath;
     report.fpmath = fpmath;
-    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no bf16 units)';
+    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no AMX bf16 units: oneDNN keeps float32 products)';
     installNativeGradients();
     installNativeFusedConv();
   }
