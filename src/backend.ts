@@ -3,9 +3,9 @@
  * report, because a copycat's accuracy is only comparable across runs if the numbers say what computed
  * them, and a 50x slower pure-JS run must never happen by accident. See docs/backends.md.
  */
-import * as fs from 'fs';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
+import { cpuHasAmxBf16 } from './cpu';
 import { installNativeFusedConv } from './nativeFusedConv';
 import { installNativeGradients } from './nativeGradients';
 
@@ -100,23 +100,6 @@ export function parseFpMath(value: string, source = 'COPYCAT_FPMATH'): FpMath {
   if (v === 'strict' || v === 'f32' || v === 'float32') return 'strict';
   if (v === 'bf16' || v === 'bfloat16') return 'bf16';
   throw new Error(`${source}='${value}' is not an fpmath mode; expected strict | bf16`);
-}
-
-/**
- * Whether oneDNN's bf16 fpmath mode takes effect on this CPU (Linux flags): it needs AMX. AVX512-BF16
- * alone is not enough: on an AMD EPYC with avx512_bf16 and no AMX (2026-12-04) a bf16-mode convolution
- * gave float32's exact result and trained no faster (docs/experiments.md).
- */
-export function cpuHasBf16(cpuinfo?: string): boolean {
-  let text = cpuinfo;
-  if (text === undefined) {
-    try {
-      text = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return false;
-    }
-  }
-  return /\bamx_bf16\b/.test(text);
 }
 
 /**
@@ -355,7 +338,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (report.tfBackend === 'tensorflow') {
     nativeFpMath = fpmath;
     report.fpmath = fpmath;
-    if (fpmath === 'bf16') report.label += cpuHasBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no AMX bf16 units: oneDNN keeps float32 products)';
+    if (fpmath === 'bf16') report.label += cpuHasAmxBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no AMX bf16 units: oneDNN keeps float32 products)';
     installNativeGradients();
     installNativeFusedConv();
   }

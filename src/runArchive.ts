@@ -2,6 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import { cpuHasAmxBf16, readCpuInfo } from './cpu';
 import { writeFileAtomic } from './io';
 
 /**
@@ -44,13 +45,9 @@ export interface ArchiveManifest {
 const md5 = (buf: Buffer): string => crypto.createHash('md5').update(buf).digest('hex');
 
 function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    const amx = /\bamx_bf16\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return `${m[1].trim()}${amx ? ' (amx_bf16)' : ''}`;
-  } catch {
-    /* not Linux: fall through */
-  }
+  const info = readCpuInfo();
+  const m = info === undefined ? null : /^model name\s*:\s*(.+)$/m.exec(info);
+  if (m) return `${m[1].trim()}${cpuHasAmxBf16(info) ? ' (amx_bf16)' : ''}`;
   return `${process.platform}-${process.arch}`;
 }
 

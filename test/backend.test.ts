@@ -5,7 +5,6 @@ import {
   assertTrainingBackend,
   BackendName,
   backendReport,
-  cpuHasBf16,
   formatBackendReport,
   initBackend,
   parseBackendChoice,
@@ -13,6 +12,7 @@ import {
   RungLoader,
   runLadder,
 } from '../src/backend';
+import { cpuHasAmxBf16 } from '../src/cpu';
 
 const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS', 'COPYCAT_FPMATH'] as const;
 
@@ -71,10 +71,10 @@ describe('backend ladder', () => {
       assert.throws(() => parseFpMath('fp16'), /COPYCAT_FPMATH='fp16' is not an fpmath mode; expected strict \| bf16/);
       assert.throws(() => parseFpMath('tf32', 'initBackend({fpmath})'), /initBackend\(\{fpmath\}\)='tf32'/);
     });
-    it('cpuHasBf16 reads the AMX-BF16 flag (AVX512-BF16 alone does not make oneDNN use bf16 products)', () => {
-      assert.equal(cpuHasBf16('flags\t: fpu sse avx512f avx512_bf16 amx_tile'), false);
-      assert.equal(cpuHasBf16('flags\t: fpu amx_bf16 amx_int8'), true);
-      assert.equal(cpuHasBf16('flags\t: fpu sse avx2 avx512f avx512_vnni'), false);
+    it('cpuHasAmxBf16 reads the AMX-BF16 flag (AVX512-BF16 alone does not make oneDNN use bf16 products)', () => {
+      assert.equal(cpuHasAmxBf16('flags\t: fpu sse avx512f avx512_bf16 amx_tile'), false);
+      assert.equal(cpuHasAmxBf16('flags\t: fpu amx_bf16 amx_int8'), true);
+      assert.equal(cpuHasAmxBf16('flags\t: fpu sse avx2 avx512f avx512_vnni'), false);
     });
     it('a bogus COPYCAT_FPMATH is a clear error, whatever the backend', async () => {
       await withEnv({ COPYCAT_BACKEND: 'cpu', COPYCAT_ALLOW_PURE_JS: '1', COPYCAT_FPMATH: 'half' }, async () => {
@@ -349,7 +349,7 @@ describe('native backend fpmath (COPYCAT_FPMATH)', function () {
     assert.ok(eStrict < 1e-5, `strict float32 conv is off by ${eStrict} (relative)`);
     // bfloat16 keeps 8 significant bits: products err by up to ~0.4 %, sums of 288 of them by far less.
     assert.ok(eBf16 < 2e-2, `bf16 conv is off by ${eBf16} (relative)`);
-    if (cpuHasBf16()) assert.ok(eBf16 > 10 * eStrict && eBf16 > 1e-4, `this CPU has bf16 units but the bf16 conv is as exact as float32 (${eBf16} vs ${eStrict}): the mode was not applied`);
+    if (cpuHasAmxBf16()) assert.ok(eBf16 > 10 * eStrict && eBf16 > 1e-4, `this CPU has AMX bf16 units but the bf16 conv is as exact as float32 (${eBf16} vs ${eStrict}): the mode was not applied`);
     // Without AMX oneDNN keeps its float32 kernels (measured on an AVX512-BF16 AMD EPYC): only the label is certain there.
     else assert.match(bf16.label, /no AMX bf16 units/);
   });
