@@ -78,6 +78,24 @@ describe('models', function () {
     m.dispose();
   });
 
+  it('resnet-9 widths: w32 and w48 are the same net with 2x and 3x the filters (about 4x and 9x the work)', () => {
+    const sums = (['resnet-9', 'resnet-9w32', 'resnet-9w48'] as ArchitectureName[]).map((a) => {
+      const m = createModel(a);
+      const s = modelSummary(m);
+      const convs = m.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => (l.getConfig() as { filters: number }).filters);
+      m.dispose();
+      return { s, convs };
+    });
+    assert.deepEqual(sums[2].convs, sums[0].convs.map((f) => 3 * f));
+    assert.deepEqual(sums[1].convs, sums[0].convs.map((f) => 2 * f));
+    // Conv weights and multiply-adds grow with the square of the width (the first conv and the
+    // dense layer only linearly, hence the slack).
+    const ratio = sums[2].s.flops / sums[1].s.flops;
+    assert.ok(ratio > 2.2 && ratio < 2.26, `w48/w32 FLOPs ratio ${ratio}`);
+    const pRatio = sums[2].s.trainableParams / sums[0].s.trainableParams;
+    assert.ok(pRatio > 8.8 && pRatio < 9, `w48/w16 parameter ratio ${pRatio}`);
+  });
+
   it('trains a registry net for one step (gradients flow through BN, shortcuts and the logits view)', async () => {
     const m = createModel('resnet-8', { inputShape: [8, 8, 3], numClasses: 3, seed: 2 });
     const before = m.trainableWeights.map((w) => w.read().dataSync().slice());
