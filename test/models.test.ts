@@ -78,7 +78,7 @@ describe('models', function () {
     m.dispose();
   });
 
-  it('resnet-9 widths: w32 and w48 are the same net with 2x and 3x the filters (about 4x and 9x the work)', () => {
+  it('resnet-9 widths: w32 and w48 have 2x and 3x the filters of resnet-9; w48 does ~2.25x the FLOPs of w32 with ~9x the parameters of resnet-9', () => {
     const sums = (['resnet-9', 'resnet-9w32', 'resnet-9w48'] as ArchitectureName[]).map((a) => {
       const m = createModel(a);
       const s = modelSummary(m);
