@@ -5,8 +5,10 @@
  *   npm run experiment -- oracle --profile full           the oracle only; prints its metrics JSON
  *   npm run experiment:budget -- --profile quick          05: copy quality vs number of queries
  *   npm run experiment:defences -- --profile quick        06: defences vs honest-user accuracy
- *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--shift PX] [--name N]
- *                                                          saved copycats of D's oracle scored as one ensemble
+ *   npm run experiment -- ensemble --run-dir D --models M1,M2 [--flip] [--shift PX] [--name N] [--recompute]
+ *                                                          saved copycats of D's oracle scored as one ensemble; each
+ *                                                          copy's probabilities per view are cached in D and reused
+ *                                                          while its weights are unchanged (--recompute: predict anew)
  *   npm run experiment -- members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX]
  *                                                          copycats differing only in their seed, then their ensemble
  *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S] [--teacher-on all|altered]
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       'teacher-on': { type: 'string' },
       group: { type: 'string' },
+      recompute: { type: 'boolean' },
     },
   });
   const what = positionals[0];
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
   } else if (what === 'ensemble') {
     const members = list(values.models);
     const name = (values.name as string | undefined) ?? `${members.length}-members${viewsSuffix({ flip: !!values.flip, shift })}`;
-    const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip, shift });
+    const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip, shift, cache: !values.recompute });
     console.log(JSON.stringify({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage }));
   } else {
     for (const r of await defenceExperiment(run, { epochs })) console.log(JSON.stringify(r));

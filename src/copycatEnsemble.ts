@@ -24,6 +24,22 @@ export interface EnsembleOptions {
    * known, so a caller can score each member alone without predicting the test set a second time.
    */
   onMember?: (index: number, probs: Float32Array) => void;
+  /**
+   * Probabilities of a (model, view) pair computed before, and where new ones go: scoring the same
+   * copies again (another subset of them, or flip added) then predicts only what is new. `get` must give
+   * back exactly what `put` was given for that model and view on these images, or undefined.
+   */
+  viewCache?: {
+    get(index: number, view: TestTimeView): Float32Array | undefined;
+    put(index: number, view: TestTimeView, probs: Float32Array): void;
+  };
+}
+
+/** One test-time view: the image moved by (dy, dx) pixels, then mirrored when `flip`. */
+export interface TestTimeView {
+  dy: number;
+  dx: number;
+  flip: boolean;
 }
 
 /** A horizontally mirrored copy of every image of `set` (uint8, same layout). */
@@ -32,7 +48,7 @@ export function mirrorImages<T extends Pick<ImageSet, 'images' | 'height' | 'wid
 }
 
 /** The (dy, dx, mirrored) views that `opts` averages over; the first is the image itself. */
-export function testTimeViews(opts: Pick<EnsembleOptions, 'flip' | 'shift'>): { dy: number; dx: number; flip: boolean }[] {
+export function testTimeViews(opts: Pick<EnsembleOptions, 'flip' | 'shift'>): TestTimeView[] {
   const s = opts.shift ?? 0;
   if (!(Number.isInteger(s) && s >= 0)) throw new Error(`ensemble shift must be a whole number of pixels >= 0, got ${s}`);
   const offsets = s ? [[0, 0], [-s, 0], [s, 0], [0, -s], [0, s]] : [[0, 0]];
@@ -51,9 +67,13 @@ export async function ensembleProbabilities(
   let sum: Float32Array | undefined;
   for (const [index, model] of models.entries()) {
     for (const [vi, v] of views.entries()) {
-      // Built per model rather than kept: ten views of the 10k test set would hold 300 MB for nothing.
-      const view = v.dy || v.dx || v.flip ? { ...set, images: shiftImages(set, v.dy, v.dx, v.flip) } : set;
-      const p = await predictProbabilities(model, view, opts.batchSize);
+      let p = opts.viewCache?.get(index, v);
+      if (!p) {
+        // Built per model rather than kept: ten views of the 10k test set would hold 300 MB for nothing.
+        const view = v.dy || v.dx || v.flip ? { ...set, images: shiftImages(set, v.dy, v.dx, v.flip) } : set;
+        p = await predictProbabilities(model, view, opts.batchSize);
+        opts.viewCache?.put(index, v, p);
+      }
       // A copy, not p itself: the sum is added to in place and p goes to onMember below.
       if (!sum) sum = Float32Array.from(p);
       else {

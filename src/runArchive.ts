@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { cpuHasAmxBf16, readCpuInfo } from './cpu';
 import { writeFileAtomic } from './io';
+import { VIEW_CACHE_DIR } from './steps/viewProbabilityCache';
 
 /**
  * A run archive: the part of a run directory that took hours of CPU to make (the oracle's weights, its
@@ -13,8 +14,9 @@ import { writeFileAtomic } from './io';
  * then attack the very oracle that answered, even where retraining it would give other digits (the
  * seeded oracle is repeatable per CPU kind, not across kinds; docs/experiments.md).
  *
- * Left out: checkpoints of anything already finished (its model/ and result.json are kept), logs, and
- * the previous-config copies. The query cache (JSON lines) and large JSON files are stored gzip'ed.
+ * Left out: checkpoints of anything already finished (its model/ and result.json are kept), logs, the
+ * previous-config copies and the ensembles' cached test-set probabilities (recomputed in minutes). The
+ * query cache (JSON lines) and large JSON files are stored gzip'ed.
  */
 
 export const ARCHIVE_FORMAT = 'copycat-run-archive';
@@ -74,6 +76,7 @@ function removeEmptyDirs(dir: string): void {
 export function archivable(runDir: string, rel: string): boolean {
   const base = path.posix.basename(rel);
   if (base.endsWith('.log') || /^config\.prev-\d+\.json$/.test(base)) return false;
+  if (rel.startsWith(`${VIEW_CACHE_DIR}/`)) return false;
   const parts = rel.split('/');
   // Half-written files and checkpoint folders of a killed process (writeFileAtomic, saveCheckpoint).
   if (parts.some((p) => /\.tmp-\d+-\d+$/.test(p))) return false;

@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { ensembleProbabilities, evaluateEnsemble, mirrorImages, testTimeViews } from '../src/copycatEnsemble';
+import { ensembleProbabilities, evaluateEnsemble, mirrorImages, testTimeViews, type TestTimeView } from '../src/copycatEnsemble';
+import { modelFingerprint, VIEW_CACHE_DIR, viewProbabilityCache } from '../src/steps/viewProbabilityCache';
 import { augmentBatch, shiftImages } from '../src/train/augment';
 import { predictProbabilities, range } from '../src/preprocess';
 import { openRun } from '../src/run';
@@ -81,6 +82,59 @@ describe('copycat ensemble', () => {
     assert.ok(close(seen[0][1], pa) && close(seen[1][1], pb));
     const pbm = await predictProbabilities(b, mirrorImages(set));
     assert.ok(close(again, pa.map((x, i) => (x + pam[i] + pb[i] + pbm[i]) / 4)));
+  });
+
+  it('reads views from the view cache instead of predicting them, and fills it with what it predicts', async () => {
+    const stored = new Map<string, Float32Array>();
+    const key = (k: number, v: TestTimeView) => `${k} ${v.dy} ${v.dx} ${v.flip}`;
+    const filling = { get: (k: number, v: TestTimeView) => stored.get(key(k, v)), put: (k: number, v: TestTimeView, p: Float32Array) => { stored.set(key(k, v), Float32Array.from(p)); } };
+    const plain = await ensembleProbabilities([a, b], set, { flip: true });
+    assert.deepEqual(await ensembleProbabilities([a, b], set, { flip: true, viewCache: filling }), plain);
+    assert.deepEqual([...stored.keys()].sort(), ['0 0 0 false', '0 0 0 true', '1 0 0 false', '1 0 0 true']);
+    // Served from the cache, bit for bit the same mean.
+    assert.deepEqual(await ensembleProbabilities([a, b], set, { flip: true, viewCache: filling }), plain);
+    // A cached view is not predicted: a planted answer for model b's mirrored view shows in the mean.
+    const planted = new Float32Array(set.n * 10).fill(0.1);
+    stored.set('1 0 0 true', planted);
+    const pa = (await ensembleProbabilities([a], set, { flip: true })).map((x) => x * 2);
+    const pb = await predictProbabilities(b, set);
+    const mixed = await ensembleProbabilities([a, b], set, { flip: true, viewCache: filling });
+    assert.ok(close(mixed, pa.map((x, i) => (x + pb[i] + 0.1) / 4)));
+  });
+
+  it('keeps cached view probabilities per model weights, test images, view and arithmetic', async () => {
+    const dir = tmpDir('view-cache');
+    const run = openRun({ profile: 'smoke', dir });
+    const model = path.join(dir, 'copy');
+    await saveModel(a, model);
+    const logs: string[] = [];
+    const make = (arith = 'tensorflow strict') => viewProbabilityCache(run, [model], set.images, () => set.n * 10, arith, (s) => logs.push(s));
+    const v0 = { dy: 0, dx: 0, flip: false };
+    const probs = await predictProbabilities(a, set);
+    const first = make();
+    assert.equal(first.get(0, v0), undefined);
+    first.put(0, v0, probs);
+    assert.equal(first.misses, 1);
+    const files = fs.readdirSync(path.join(dir, VIEW_CACHE_DIR));
+    assert.equal(files.length, 1);
+    // A new process (a new cache object) reads it back exactly.
+    const second = make();
+    assert.deepEqual(second.get(0, v0), probs);
+    assert.equal(second.hits, 1);
+    assert.equal(second.get(0, { ...v0, flip: true }), undefined);
+    assert.equal(make('tensorflow bf16 on AMX').get(0, v0), undefined);
+    assert.equal(viewProbabilityCache(run, [model], mirrorImages(set).images, () => set.n * 10, 'tensorflow strict').get(0, v0), undefined);
+    // Other weights in the same directory (a copy trained again) are another model.
+    const before = modelFingerprint(model);
+    await saveModel(b, model);
+    assert.notEqual(modelFingerprint(model), before);
+    assert.equal(make().get(0, v0), undefined);
+    await saveModel(a, model);
+    assert.deepEqual(make().get(0, v0), probs);
+    // A file of the wrong length (a crash, another model's output size) is predicted again, not trusted.
+    fs.writeFileSync(path.join(dir, VIEW_CACHE_DIR, files[0]), Buffer.alloc(12));
+    assert.equal(make().get(0, v0), undefined);
+    assert.match(logs.join('\n'), /holds 12 bytes, expected 800; predicting again/);
   });
 
   it('scores the ensemble and leaks no tensor', async () => {

@@ -27,6 +27,8 @@ function fakeRun(): string {
   put('experiments/members/g/s1/checkpoints/latest.json', '{"epoch":22}');
   put('experiments/members/g/s2/checkpoints/latest.json', '{"epoch":6,"dir":"epoch-0006"}');
   put('experiments/members/g/s2/checkpoints/epoch-0006/optimizer.bin', 'S2OPT');
+  put('experiments/ensembles/w48s1s2-flip.json', '{}');
+  put('experiments/ensembles/view-probabilities/0123abcd.f32', 'PROBS');
   put('train.log', 'noise');
   put('experiments/members/g/s2/checkpoints/epoch-0007.tmp-123-456/state.json', '{}');
   put('stolen/NPD-SL.json.tmp-123-456', 'half');
@@ -34,13 +36,14 @@ function fakeRun(): string {
 }
 
 describe('run archive', () => {
-  it('keeps finished models and the checkpoint of an unfinished one, not logs or dead checkpoints', () => {
+  it('keeps finished models and the checkpoint of an unfinished one, not logs, dead checkpoints or cached probabilities', () => {
     const run = fakeRun();
     const out = path.join(tempDir('archive-out-'), 'full-1');
     const m = archiveRun(run, out);
     const paths = m.files.map((f) => f.path);
     assert.deepEqual(paths.sort(), [
       'config.json',
+      'experiments/ensembles/w48s1s2-flip.json',
       'experiments/members/g/recipe.json',
       'experiments/members/g/s1/model/model.json',
       'experiments/members/g/s1/result.json',
@@ -59,7 +62,7 @@ describe('run archive', () => {
     assert.ok(fs.existsSync(path.join(out, 'stolen/NPD-SL.json')));
     assert.ok(fs.statSync(path.join(out, 'stolen/queries.jsonl.gz')).size < 850 / 4);
     assert.equal(archivable(run, 'oracle/checkpoints/latest.json'), false);
-    assert.equal(readManifest(out).files.length, 12);
+    assert.equal(readManifest(out).files.length, 13);
   });
 
   it('restores byte for byte, leaves identical files alone and is repeatable', () => {
@@ -68,11 +71,11 @@ describe('run archive', () => {
     archiveRun(run, out);
     const again = tempDir('archive-restored-');
     const first = restoreRun(out, again);
-    assert.deepEqual(first, { written: 12, unchanged: 0 });
+    assert.deepEqual(first, { written: 13, unchanged: 0 });
     for (const rel of ['stolen/queries.jsonl', 'stolen/PD-SL.json', 'oracle/model/weights.bin', 'experiments/members/g/s2/checkpoints/epoch-0006/optimizer.bin']) {
       assert.deepEqual(fs.readFileSync(path.join(again, rel)), fs.readFileSync(path.join(run, rel)), rel);
     }
-    assert.deepEqual(restoreRun(out, again), { written: 0, unchanged: 12 });
+    assert.deepEqual(restoreRun(out, again), { written: 0, unchanged: 13 });
     // Packing the same run twice gives the same bytes (gzip without a timestamp), so git sees no change.
     const gz = fs.readFileSync(path.join(out, 'stolen/queries.jsonl.gz'));
     archiveRun(run, out);
