@@ -31,8 +31,9 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.renameSync(tmp, file);
 }
 
-function sha256(buf: Uint8Array): string {
-  return crypto.createHash('sha256').update(buf).digest('hex');
+/** Hex SHA-256 of bytes or a string. */
+export function sha256(data: crypto.BinaryLike): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
 }
 
 /**

@@ -68,7 +68,7 @@ export async function scoreCopycatEnsemble(
     const result: EnsembleResult = {
       name: opts.name, members: memberDirs, flip: !!opts.flip, shift: opts.shift ?? 0, metrics: ev.metrics, agreement: cmp.agreement,
       performanceOverTarget: cmp.performanceOverTarget, memberScores,
-      viewsFromCache: viewCache?.hits ?? 0, viewsPredicted: viewCache?.misses ?? memberDirs.length * testTimeViews(opts).length, wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
+      viewsFromCache: viewCache?.hits ?? 0, viewsPredicted: viewCache?.misses ?? memberDirs.length * testTimeViews(opts).length, wallSeconds: (Date.now() - t0) / 1000, backend: report.label,
     };
     writeJson(run.path('experiments', 'ensembles', `${fileSafeName(opts.name)}.json`), result);
     return result;

@@ -2,13 +2,11 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { EnsembleOptions, TestTimeView } from '../copycatEnsemble';
-import { writeFileAtomic } from '../io';
+import { sha256, writeFileAtomic } from '../io';
 import type { Run } from '../run';
 
 /** Run-relative folder of the cached probabilities; derived data, so the run archive leaves it out. */
 export const VIEW_CACHE_DIR = 'experiments/ensembles/view-probabilities';
-
-const sha256 = (data: crypto.BinaryLike): string => crypto.createHash('sha256').update(data).digest('hex');
 
 /** A saved model's identity: the hash of every file in its directory (model.json and the weights). */
 export function modelFingerprint(modelDir: string): string {
@@ -64,8 +62,9 @@ export function viewProbabilityCache(
     },
     put(index, v, probs) {
       cache.misses++;
-      fs.mkdirSync(path.dirname(file(index, v)), { recursive: true });
-      writeFileAtomic(file(index, v), new Uint8Array(probs.buffer, probs.byteOffset, probs.byteLength));
+      const f = file(index, v);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      writeFileAtomic(f, new Uint8Array(probs.buffer, probs.byteOffset, probs.byteLength));
     },
   };
   return cache;
