@@ -38,6 +38,10 @@ export const ARCHITECTURES = {
     description: "Page's DAWNBench ResNet-9 at width 48 (48-96-192-384 filters): ~2.25x the work of w32, for the 95 %-of-target push",
     build: (o: BuildOptions) => buildResNet9(o, 48, 'resnet-9w48'),
   },
+  'resnet-9w64': {
+    description: "Page's DAWNBench ResNet-9 at its original width 64 (64-128-256-512 filters): ~1.8x the work of w48",
+    build: (o: BuildOptions) => buildResNet9(o, 64, 'resnet-9w64'),
+  },
   'resnet-8': {
     description: 'ResNet-8: 3 stages x 1 basic block, 16/32/64 filters (a quick, small copycat)',
     build: (o: BuildOptions) => buildResNet(o, 1, 'resnet-8'),

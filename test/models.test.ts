@@ -78,8 +78,8 @@ describe('models', function () {
     m.dispose();
   });
 
-  it('resnet-9 widths: w32 and w48 have 2x and 3x the filters of resnet-9; w48 does ~2.25x the FLOPs of w32 with ~9x the parameters of resnet-9', () => {
-    const sums = (['resnet-9', 'resnet-9w32', 'resnet-9w48'] as ArchitectureName[]).map((a) => {
+  it('resnet-9 widths: w32, w48 and w64 have 2x, 3x and 4x the filters of resnet-9; w48 does ~2.25x the FLOPs of w32 with ~9x the parameters of resnet-9, w64 ~1.78x the FLOPs of w48', () => {
+    const sums = (['resnet-9', 'resnet-9w32', 'resnet-9w48', 'resnet-9w64'] as ArchitectureName[]).map((a) => {
       const m = createModel(a);
       const s = modelSummary(m);
       const convs = m.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => (l.getConfig() as { filters: number }).filters);
@@ -94,6 +94,9 @@ describe('models', function () {
     assert.ok(ratio > 2.2 && ratio < 2.26, `w48/w32 FLOPs ratio ${ratio}`);
     const pRatio = sums[2].s.trainableParams / sums[0].s.trainableParams;
     assert.ok(pRatio > 8.8 && pRatio < 9, `w48/w16 parameter ratio ${pRatio}`);
+    assert.deepEqual(sums[3].convs, sums[0].convs.map((f) => 4 * f));
+    const r64 = sums[3].s.flops / sums[2].s.flops;
+    assert.ok(r64 > 1.76 && r64 < 1.79, `w64/w48 FLOPs ratio ${r64}`);
   });
 
   it('trains a registry net for one step (gradients flow through BN, shortcuts and the logits view)', async () => {
