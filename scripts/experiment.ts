@@ -9,13 +9,15 @@
  *                                                          saved copycats of D's oracle scored as one ensemble; each
  *                                                          copy's probabilities per view are cached in D and reused
  *                                                          while its weights are unchanged (--recompute: predict anew)
- *   npm run experiment -- members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX]
+ *   npm run experiment -- members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX] [--stop-before T]
  *                                                          copycats differing only in their seed, then their ensemble
- *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S] [--teacher-on all|altered]
+ *   npm run experiment -- distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S] [--teacher-on all|altered] [--stop-before T]
  *                                                          a copycat trained on D's stolen set with teacher targets
  *
  * Options: --run-dir DIR (default data/runs/<profile>), --budgets 1000,5000, --epochs N,
- * --sets NPD-SL,NPD+PD-SL (pipeline: train only these copycats; the table lists what is trained).
+ * --sets NPD-SL,NPD+PD-SL (pipeline: train only these copycats; the table lists what is trained),
+ * --stop-before T (members, distil: a date-time with its zone, e.g. 2026-12-06T01:55Z, or a time from now,
+ * e.g. 2h30m; ends on the last checkpoint when the next epoch would not finish by then, exit status 75).
  * Each prints one JSON line per result and is resumable (re-run the same command after a kill).
  */
 import { parseArgs } from 'util';
@@ -24,6 +26,7 @@ import { defenceExperiment } from '../src/experiments/defences';
 import { distilCopycat } from '../src/experiments/distillation';
 import { parseSeeds, trainSeedMembers } from '../src/experiments/seedMembers';
 import { queryBudgetCurve } from '../src/experiments/queryBudget';
+import { epochDeadline, parseDeadline, type EpochDeadline } from '../src/train/deadline';
 import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
@@ -32,6 +35,9 @@ import { trainOracle } from '../src/steps/oracleStep';
 import { writeRunResults } from '../src/steps/resultsStep';
 import { stealLabels } from '../src/steps/stealStep';
 import { resultsMarkdown } from '../src/report';
+
+/** Set by --stop-before; main's caller tells a stop at the deadline from a failure. */
+let deadline: EpochDeadline | undefined;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -53,6 +59,7 @@ async function main(): Promise<void> {
       'teacher-on': { type: 'string' },
       group: { type: 'string' },
       recompute: { type: 'boolean' },
+      'stop-before': { type: 'string' },
     },
   });
   const what = positionals[0];
@@ -73,6 +80,9 @@ async function main(): Promise<void> {
     if (!values.seeds) throw new Error('members: --seeds is required, e.g. --seeds 1,2,3 or --seeds 1-4');
     if (values.sets && !COPYCAT_SETS.includes(values.sets as CopycatSetName)) throw new Error(`members: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${values.sets}'`);
   }
+  if (values['stop-before'] !== undefined && what !== 'members' && what !== 'distil') throw new Error(`--stop-before applies to members and distil only, not ${what}`);
+  deadline = values['stop-before'] === undefined ? undefined : epochDeadline(parseDeadline(String(values['stop-before'])));
+  const hooks = deadline ? { signal: deadline.signal, onEpoch: deadline.onEpoch } : undefined;
   const seeds = what === 'members' ? parseSeeds(String(values.seeds)) : [];
   const shift = values.shift === undefined ? 0 : Number(values.shift);
   if (!(Number.isInteger(shift) && shift >= 0 && shift < 16)) throw new Error(`${what}: --shift must be a whole number of pixels from 0 to 15, got '${values.shift}'`);
@@ -101,12 +111,12 @@ async function main(): Promise<void> {
     const { metrics, history, ...r } = await distilCopycat(run, list(values.teachers), {
       name: String(values.name), weight, set: values.sets as CopycatSetName | undefined, epochs,
       seed: values.seed === undefined ? undefined : Number(values.seed),
-      teacherOn: values['teacher-on'] as 'all' | 'altered' | undefined,
+      teacherOn: values['teacher-on'] as 'all' | 'altered' | undefined, hooks,
     });
     console.log(JSON.stringify({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length }));
   } else if (what === 'members') {
     await stealLabels(run); // the members learn from the run's stolen answers; asked once, then read from the cache
-    const r = await trainSeedMembers(run, seeds, { set: values.sets as CopycatSetName | undefined, group: values.group as string | undefined, flip: !!values.flip, shift });
+    const r = await trainSeedMembers(run, seeds, { set: values.sets as CopycatSetName | undefined, group: values.group as string | undefined, flip: !!values.flip, shift, hooks });
     for (const m of r.members) {
       console.log(JSON.stringify({ experiment: 'member', group: r.group, seed: m.seed, modelDir: m.modelDir, accuracy: m.metrics.accuracy, macroAverage: m.metrics.macroAverage, agreement: m.agreement, performanceOverTarget: m.performanceOverTarget, wallSeconds: m.wallSeconds, trainingSeconds: m.trainingSeconds }));
     }
@@ -126,6 +136,12 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  const why = deadline?.reason();
+  if (why && e instanceof Error && e.name === 'AbortError') {
+    // EX_TEMPFAIL: nothing failed, the work is unfinished; a chained `&& ensemble ...` must not run.
+    console.error(`[experiment] stopped by --stop-before: ${why}. ${e.message.replace(/^train: aborted during [^;]*; /, '')}; re-run the same command to go on.`);
+    process.exit(75);
+  }
   console.error(e instanceof Error ? e.message : e);
   process.exit(1);
 });

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics';
 import { foldBatchNorm } from '../models/fold';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
+import type { StepHooks } from '../steps/oracleStep';
 import type { EpochRecord } from '../train';
 import { memberRecipe, recipeDifference, type MemberRecipe } from './seedMembers';
 import { copycatTrainFor } from './trainLength';
@@ -75,7 +76,7 @@ export interface DistillationResult {
 export async function distilCopycat(
   run: Run,
   teacherDirs: string[],
-  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; seed?: number; teacherOn?: 'all' | 'altered'; log?: (s: string) => void },
+  opts: { name: string; weight: number; set?: CopycatSetName; epochs?: number; seed?: number; teacherOn?: 'all' | 'altered'; log?: (s: string) => void; hooks?: Pick<StepHooks, 'onEpoch' | 'signal'> },
 ): Promise<DistillationResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
@@ -119,7 +120,7 @@ export async function distilCopycat(
       // A seed of its own: a student drawn like one of its teachers would err where that teacher errs.
       seed: recipe.seed,
       train: { targets: 'hard', ...(opts.epochs ? copycatTrainFor(run, opts.epochs) : {}) },
-      hooks: { log },
+      hooks: { ...opts.hooks, log },
       teacher: { predict, weight: opts.weight, onlyAltered: recipe.teacherOn === 'altered' },
     });
     const result: DistillationResult = {

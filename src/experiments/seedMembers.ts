@@ -5,6 +5,7 @@ import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
+import type { StepHooks } from '../steps/oracleStep';
 import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from '../steps/ensembleStep';
 import type { EpochRecord, TrainConfig } from '../train';
 
@@ -104,7 +105,7 @@ export function trainingSeconds(history: Pick<EpochRecord, 'seconds'>[]): number
 export async function trainSeedMembers(
   run: Run,
   seeds: number[],
-  opts: { set?: CopycatSetName; group?: string; flip?: boolean; shift?: number; log?: (s: string) => void } = {},
+  opts: { set?: CopycatSetName; group?: string; flip?: boolean; shift?: number; log?: (s: string) => void; hooks?: Pick<StepHooks, 'onEpoch' | 'signal'> } = {},
 ): Promise<SeedMembersResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const set = opts.set ?? 'NPD-SL';
@@ -133,7 +134,7 @@ export async function trainSeedMembers(
     const t0 = Date.now();
     stolen ??= await stolenSetForRun(run, set, log);
     const { data, queries } = stolen;
-    const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, seed, hooks: { log } });
+    const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, seed, hooks: { ...opts.hooks, log } });
     const result: SeedMemberResult = {
       seed, recipe, modelDir: path.join(dir, 'model'), queries, metrics: fit.metrics, agreement: fit.agreement,
       performanceOverTarget: fit.performanceOverTarget, history: fit.history, trainImagesPerSecond: fit.trainImagesPerSecond,

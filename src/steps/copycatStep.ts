@@ -82,6 +82,7 @@ export async function fitCopycat(
       val: curveTestSet(run, test),
       onBatch: hooks.onBatch ?? bar.onBatch,
       onEpoch: hooks.onEpoch,
+      signal: hooks.signal,
       log,
       teacher: opts.teacher,
     });

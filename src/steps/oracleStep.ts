@@ -31,6 +31,8 @@ export interface StepHooks {
   onBatch?: (p: BatchProgress) => void;
   onEpoch?: (r: EpochRecord, h: EpochRecord[]) => void;
   log?: (line: string) => void;
+  /** Stops training before the next batch once aborted (e.g. epochDeadline's); the checkpoint keeps the finished epochs. */
+  signal?: AbortSignal;
   /** Re-train even when the run already holds a finished oracle. */
   force?: boolean;
 }
