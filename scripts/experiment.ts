@@ -139,7 +139,7 @@ main().catch((e) => {
   const why = deadline?.reason();
   if (why && e instanceof Error && e.name === 'AbortError') {
     // EX_TEMPFAIL: nothing failed, the work is unfinished; a chained `&& ensemble ...` must not run.
-    console.error(`[experiment] stopped by --stop-before: ${why}. ${e.message.replace(/^train: aborted during [^;]*; /, '')}; re-run the same command to go on.`);
+    console.error(`[experiment] stopped by --stop-before: ${why}; ${e.message.replace(/^train: aborted during [^;]*; /, '')}; re-run the same command to go on.`);
     process.exit(75);
   }
   console.error(e instanceof Error ? e.message : e);

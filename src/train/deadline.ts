@@ -33,7 +33,8 @@ export function epochDeadline(deadline: Date, now: () => number = Date.now): Epo
       longest = Math.max(longest, t - last);
       last = t;
       if (!ac.signal.aborted && t + longest > deadline.getTime()) {
-        why = `the next epoch (about ${(longest / 60000).toFixed(1)} min, the longest so far) would end after ${deadline.toISOString()}`;
+        const took = longest < 90000 ? `${(longest / 1000).toFixed(0)} s` : `${(longest / 60000).toFixed(1)} min`;
+        why = `the next epoch (about ${took}, the longest so far) would end after ${deadline.toISOString()}`;
         ac.abort();
       }
     },
