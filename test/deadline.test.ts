@@ -35,7 +35,7 @@ describe('stop before a deadline', () => {
     // After 8 min the next (8 min) ends at 16; after 20 min the next (12 min, the longest) at 32; after 25 at 37,
     // all by 40; after 30 min at 42: stop, although the last epoch took only 5 min.
     assert.deepEqual(aborted, [false, false, false, true]);
-    assert.match(d.reason() ?? '', /about 12\.0 min, the longest so far\) would end after 2026-12-05T23:40:00.000Z/);
+    assert.match(d.reason() ?? '', /about 12m00s, the longest so far\) would end after 2026-12-05T23:40:00.000Z/);
   });
 
   it('ends train() on the checkpoint of the last epoch that fit, and the same call resumes it', async function () {

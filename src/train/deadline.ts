@@ -6,6 +6,8 @@
  * next batch. The same command resumes from that checkpoint later.
  */
 
+import { formatDuration } from '../progress';
+
 export interface EpochDeadline {
   /** Give to train(): it is aborted when the next epoch would end after the deadline. */
   signal: AbortSignal;
@@ -33,8 +35,7 @@ export function epochDeadline(deadline: Date, now: () => number = Date.now): Epo
       longest = Math.max(longest, t - last);
       last = t;
       if (!ac.signal.aborted && t + longest > deadline.getTime()) {
-        const took = longest < 90000 ? `${(longest / 1000).toFixed(0)} s` : `${(longest / 60000).toFixed(1)} min`;
-        why = `the next epoch (about ${took}, the longest so far) would end after ${deadline.toISOString()}`;
+        why = `the next epoch (about ${formatDuration(longest / 1000)}, the longest so far) would end after ${deadline.toISOString()}`;
         ac.abort();
       }
     },
