@@ -7,10 +7,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { confusionMatrixFigure, labelHistogramFigure, perClassBarsFigure, saveChartPng, trainingCurvesFigure } from '../src/plots';
-import { copycatDirName, CopycatResult } from '../src/steps/copycatStep';
-import { curveTestLabel, OracleResult } from '../src/steps/oracleStep';
-import { loadStolenLabels } from '../src/stolenLabels';
-import { readJson, readJsonLines } from '../src/run';
+import { readCopycatResult } from '../src/steps/copycatStep';
+import { curveTestLabel } from '../src/steps/inputs';
+import { readOracleResult } from '../src/steps/oracleStep';
+import { readStolenLabels } from '../src/steps/stealStep';
+import { readJsonLines, readRun } from '../src/run';
 import { defencesFigure, queryBudgetFigure } from '../src/experiments/experimentFigures';
 import type { BudgetPoint } from '../src/experiments/queryBudget';
 import type { DefenceRow } from '../src/experiments/defences';
@@ -20,16 +21,16 @@ import { CIFAR10_CLASSES } from '../src/types';
 async function main(): Promise<void> {
   const [runArg, outArg] = process.argv.slice(2);
   if (!runArg) throw new Error('usage: scripts/readme-figures.ts <run-dir> [out-dir]');
-  const run = path.resolve(runArg);
+  // The run's config as saved: the figures show the variants it was last opened with.
+  const r = readRun(runArg);
+  const run = r.dir;
   const out = path.resolve(outArg ?? 'docs/figures');
   fs.mkdirSync(out, { recursive: true });
-  const config = readJson<{ profile: string; data: { curveTestImages?: number | null; testImages: number | null } }>(path.join(run, 'config.json'), 'run config');
-  const profile = config.profile;
-  const curveName = curveTestLabel({ curveTestImages: null, ...config.data });
-  const oracle = readJson<OracleResult>(path.join(run, 'oracle', 'result.json'), 'oracle result');
-  const copies = COPYCAT_SETS.map((s) => path.join(run, 'copycats', copycatDirName(s), 'result.json'))
-    .filter((f) => fs.existsSync(f)).map((f) => readJson<CopycatResult>(f, f));
-  const npd = loadStolenLabels(path.join(run, 'stolen', 'NPD-SL.json'));
+  const profile = r.config.profile;
+  const curveName = curveTestLabel(r.config.data);
+  const oracle = readOracleResult(r);
+  const copies = COPYCAT_SETS.map((s) => readCopycatResult(r, s)).filter((c): c is NonNullable<typeof c> => c !== undefined);
+  const npd = readStolenLabels(r, 'NPD-SL');
   const results = [
     await saveChartPng(labelHistogramFigure(npd.labels, CIFAR10_CLASSES, { title: `${profile} profile: stolen labels of ${npd.n} NPD images`, name: 'NPD-SL' }),
       path.join(out, `${profile}_npd_label_histogram.png`), { width: 800, height: 400 }),
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   // The 05/06 experiments, when they were run on this run directory.
   const budgetFile = path.join(run, 'experiments', 'query_budget', 'points.jsonl');
   if (fs.existsSync(budgetFile)) {
-    const price = readJson<{ query: { pricePer1000: number } }>(path.join(run, 'config.json'), 'run config').query.pricePer1000;
+    const price = r.config.query.pricePer1000;
     results.push(await saveChartPng(queryBudgetFigure(readJsonLines<BudgetPoint>(budgetFile), price), path.join(out, `${profile}_query_budget.png`), { width: 900, height: 450 }));
   }
   const defencesFile = path.join(run, 'experiments', 'defences', 'rows.jsonl');

@@ -7,7 +7,7 @@
  * `restore` checks every file's MD5 and never overwrites a file whose content differs.
  */
 import { parseArgs } from 'util';
-import { archiveRun, restoreRun } from '../src/runArchive';
+import { archiveRun, restoreRun } from '../src/run/archive';
 
 function main(): void {
   const { positionals } = parseArgs({ allowPositionals: true, options: {} });

@@ -59,6 +59,7 @@ export interface BackendReport {
 
 /** See BackendReport.fpmath and docs/backends.md "Reduced-precision math". */
 export type FpMath = 'strict' | 'bf16';
+export const FPMATH_MODES: readonly FpMath[] = ['strict', 'bf16'];
 
 export interface InitBackendOptions {
   /**

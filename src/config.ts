@@ -7,6 +7,9 @@ import type { TrainConfig } from './train';
  */
 export type ProfileName = 'smoke' | 'quick' | 'full';
 
+/** The profile used when none is named (notebooks, `reproduce`, scripts). */
+export const DEFAULT_PROFILE: ProfileName = 'quick';
+
 export interface ExperimentConfig {
   profile: ProfileName;
   seed: number;
@@ -104,7 +107,7 @@ export function deepMerge<T>(base: T, over: unknown): T {
  * The config of a profile with overrides applied (e.g. from a notebook's parameters cell or a
  * JSON string in $COPYCAT_OVERRIDES). Unknown profile names are an error, not a silent default.
  */
-export function resolveConfig(profile: string = process.env.COPYCAT_PROFILE || 'quick', overrides?: unknown): ExperimentConfig {
+export function resolveConfig(profile: string = process.env.COPYCAT_PROFILE || DEFAULT_PROFILE, overrides?: unknown): ExperimentConfig {
   if (!(profile in PROFILES)) {
     throw new Error(`unknown profile '${profile}' (COPYCAT_PROFILE / --profile): expected one of ${Object.keys(PROFILES).join(', ')}`);
   }

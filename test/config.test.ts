@@ -6,7 +6,7 @@ import { deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/steps/subset';
-import { curveTestLabel, curveTestSet } from '../src/steps/oracleStep';
+import { curveTestLabel, curveTestSet } from '../src/steps/inputs';
 import { ImageSet } from '../src/types';
 
 describe('experiment config', () => {
@@ -35,14 +35,21 @@ describe('experiment config', () => {
     assert.deepEqual(deepMerge({ a: [1, 2, 3] }, { a: [4] }), { a: [4] });
   });
 
-  it('openRun writes config.json and keeps the previous one when the settings change', () => {
+  it('openRun writes the current config.json, and a run opened without a profile keeps its own', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'run-'));
+    const env = process.env.COPYCAT_PROFILE;
+    delete process.env.COPYCAT_PROFILE;
     try {
       openRun({ profile: 'smoke', dir });
       openRun({ profile: 'smoke', dir, overrides: { seed: 7 } });
       assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).seed, 7);
-      assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('config.prev-')).length, 1);
+      // The step results keep their own inputs (step.json), so no config.prev-* copies pile up.
+      assert.deepEqual(fs.readdirSync(dir), ['config.json']);
+      assert.equal(openRun({ dir }).config.profile, 'smoke', 'the lab opening a reproduce run gets its profile');
+      assert.equal(openRun({ dir: path.join(dir, 'fresh') }).config.profile, 'quick');
     } finally {
+      if (env === undefined) delete process.env.COPYCAT_PROFILE;
+      else process.env.COPYCAT_PROFILE = env;
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

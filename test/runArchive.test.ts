@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { archivable, archiveRun, MANIFEST, readManifest, restoreRun } from '../src/runArchive';
+import { archivable, archiveRun, MANIFEST, readManifest, restoreRun } from '../src/run/archive';
 import { tempDir } from './tempDirs';
 
 /** A run directory shaped like a real one: a finished oracle and member, one member still training. */

@@ -6,8 +6,8 @@ import { agreement } from '../metrics';
 import { appendJsonLine, readJson, readJsonLines, Run, writeJsonLines } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
-import { cifarForRun, OracleResult } from '../steps/oracleStep';
-import { npdForRun } from '../steps/stealStep';
+import { cifarForRun, npdForRun } from '../steps/inputs';
+import { oracleModelDir, readOracleResult } from '../steps/oracleStep';
 import { CIFAR10_CLASSES } from '../types';
 import { copycatTrainFor } from './trainLength';
 
@@ -64,10 +64,10 @@ export async function defenceExperiment(run: Run, opts: { defences?: Defence[]; 
   fs.mkdirSync(dir, { recursive: true });
   const rowsFile = `${dir}/rows.jsonl`;
   const rows: DefenceRow[] = readJsonLines<DefenceRow>(rowsFile);
-  const oracleResult = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const oracleResult = readOracleResult(run);
   const npd = await npdForRun(run, log);
   const { test } = await cifarForRun(run);
-  const oracleFor = (answer: string, transforms?: AnswerTransform[]) => LocalOracle.fromDir(run.path('oracle', 'model'), {
+  const oracleFor = (answer: string, transforms?: AnswerTransform[]) => LocalOracle.fromDir(oracleModelDir(run), {
     answer, transforms, pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
   });
   const answersTo = async (name: string, answer: string, transforms?: AnswerTransform[]) => {

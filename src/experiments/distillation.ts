@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics';
 import { foldBatchNorm } from '../models/fold';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
-import type { StepHooks } from '../steps/oracleStep';
+import type { StepHooks } from '../steps/inputs';
 import type { EpochRecord } from '../train';
 import { memberRecipe, recipeDifference, type MemberRecipe } from './seedMembers';
 import { copycatTrainFor } from './trainLength';

@@ -5,7 +5,8 @@ import type { AnswerMode } from '../oracle/types';
 import { appendJsonLine, readJsonLines, Run } from '../run';
 import { labelImages, stolenImageSet } from '../stolenLabels';
 import { fitCopycat } from '../steps/copycatStep';
-import { npdForRun } from '../steps/stealStep';
+import { npdForRun } from '../steps/inputs';
+import { oracleModelDir } from '../steps/oracleStep';
 import { pickImages } from '../data/split';
 import { resolveTrainConfig } from '../train';
 import { CIFAR10_CLASSES } from '../types';
@@ -70,7 +71,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
   const done: BudgetPoint[] = readJsonLines<BudgetPoint>(pointsFile);
   const images = pickImages(npd, Array.from({ length: largest }, (_, i) => i));
   for (const mode of modes) {
-    const oracle = await LocalOracle.fromDir(run.path('oracle', 'model'), {
+    const oracle = await LocalOracle.fromDir(oracleModelDir(run), {
       answer: mode, pricePer1000: run.config.query.pricePer1000, classNames: [...CIFAR10_CLASSES],
     });
     const stolen = await labelImages(oracle, { ...images, labels: undefined, soft: undefined }, {

@@ -5,7 +5,7 @@ import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
-import type { StepHooks } from '../steps/oracleStep';
+import type { StepHooks } from '../steps/inputs';
 import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from '../steps/ensembleStep';
 import type { EpochRecord, TrainConfig } from '../train';
 

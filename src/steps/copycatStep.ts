@@ -6,13 +6,16 @@ import { saveModel } from '../io';
 import { formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
 import { readJson, Run, writeJson } from '../run';
-import { concatImageSets, loadStolenLabels, stolenImageSet } from '../stolenLabels';
+import { concatImageSets, stolenImageSet } from '../stolenLabels';
 import { EpochRecord, train, TrainConfig, TrainOptions } from '../train';
 import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
-import { cifarForRun, curveTestSet, OracleResult, oracleEvaluation, StepHooks } from './oracleStep';
-import { npdForRun, pdForRun } from './stealStep';
+import { cifarForRun, curveTestSet, npdForRun, pdForRun, StepHooks, stepLog } from './inputs';
+import { oracleEvaluation, readOracleResult } from './oracleStep';
+import { readStolenLabels } from './stealStep';
 import { trainingProgress } from './trainingProgress';
+import { trainingSummaries } from './trainingSummaries';
+import { beginVariant, copycatVariant, StolenSetName, stolenPartsOf } from './variants';
 
 export interface CopycatResult {
   set: CopycatSetName;
@@ -27,22 +30,20 @@ export interface CopycatResult {
   wallSeconds: number;
   trainImagesPerSecond: number;
   backend: string;
+  /** The variant's key (absent in results written before step keys). */
+  key?: string;
 }
-
-export const copycatDirName = (set: CopycatSetName) => set.replace('+', '_');
 
 /** The fake dataset of one copycat: images with the oracle's answers only, never ground truth. */
 export async function stolenSetForRun(run: Run, set: CopycatSetName, log?: (s: string) => void): Promise<{ data: ImageSet; queries: number }> {
-  const part = async (name: 'NPD-SL' | 'PD-SL') => {
-    const stolen = loadStolenLabels(run.path('stolen', `${name}.json`));
+  const part = async (name: StolenSetName) => {
+    const stolen = readStolenLabels(run, name);
     const images = name === 'NPD-SL' ? await npdForRun(run, log) : await pdForRun(run);
     return { data: stolenImageSet(images, stolen), queries: stolen.queries.distinct };
   };
-  if (set === 'NPD+PD-SL') {
-    const [a, b] = [await part('NPD-SL'), await part('PD-SL')];
-    return { data: concatImageSets(a.data, b.data), queries: a.queries + b.queries };
-  }
-  return part(set);
+  const parts = [];
+  for (const name of stolenPartsOf(set)) parts.push(await part(name));
+  return parts.length === 1 ? parts[0] : { data: concatImageSets(...parts.map((p) => p.data)), queries: parts.reduce((t, p) => t + p.queries, 0) };
 }
 
 /** What training and scoring one copycat gives (shared by the copycat step and the experiments). */
@@ -63,11 +64,11 @@ export async function fitCopycat(
   run: Run,
   data: ImageSet,
   dir: string,
-  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number },
+  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number; summaries?: { onEpoch: TrainOptions['onEpoch'] } },
 ): Promise<CopycatFit> {
   const hooks = opts.hooks ?? {};
   const log = hooks.log ?? ((s: string) => console.log(s));
-  const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const oracle = readOracleResult(run);
   const { test } = await cifarForRun(run);
   const cfg = run.config.copycat;
   // The seed draws the initial weights, the batch order and the augmentation; the run's seed by default.
@@ -81,7 +82,7 @@ export async function fitCopycat(
       // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
       val: curveTestSet(run, test),
       onBatch: hooks.onBatch ?? bar.onBatch,
-      onEpoch: hooks.onEpoch,
+      onEpoch: opts.summaries?.onEpoch ?? hooks.onEpoch,
       signal: hooks.signal,
       log,
       teacher: opts.teacher,
@@ -100,23 +101,34 @@ export async function fitCopycat(
   }
 }
 
-/** Trains one copycat on its stolen set, saves it under copycats/<set>/ and scores it against the oracle. */
+/**
+ * Trains one copycat on its stolen set, saves it under copycats/<set>/<key>/ and scores it against the
+ * oracle. The key covers its settings, the stolen sets and the oracle (src/steps/variants.ts): a
+ * finished variant is reused, a killed one resumes from its own checkpoint, `force` starts it afresh.
+ */
 export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHooks = {}): Promise<CopycatResult> {
-  const log = hooks.log ?? ((s: string) => console.log(s));
-  const dir = copycatDirName(set);
-  const resultFile = run.path('copycats', dir, 'result.json');
-  if (!hooks.force && fs.existsSync(resultFile)) {
-    log(`Copycat ${set} already trained in ${run.path('copycats', dir)} (force: true to retrain)`);
-    return readJson<CopycatResult>(resultFile, `copycat ${set} result`);
-  }
+  const log = stepLog(hooks);
+  const v = copycatVariant(run, set);
+  if (beginVariant(v, { label: `copycat ${set}`, force: hooks.force, log }) === 'reuse') return readJson<CopycatResult>(v.result, `copycat ${set} result`);
   assertTrainingBackend(`copycat training (${set})`);
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
-  const fit = await fitCopycat(run, data, run.path('copycats', dir), { label: `copycat ${set}`, hooks });
-  const out: CopycatResult = {
-    set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,
-    wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label,
-  };
-  writeJson(resultFile, out);
-  return out;
+  const summaries = trainingSummaries(v, hooks, log);
+  try {
+    const fit = await fitCopycat(run, data, v.dir, { label: `copycat ${set}`, hooks, summaries });
+    const out: CopycatResult = {
+      set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,
+      wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label, key: v.key,
+    };
+    writeJson(v.result, out);
+    return out;
+  } finally {
+    summaries.close();
+  }
+}
+
+/** The finished copycat of the run's config for `set`, or undefined when that variant has not finished. */
+export function readCopycatResult(run: Run, set: CopycatSetName): CopycatResult | undefined {
+  const v = copycatVariant(run, set);
+  return fs.existsSync(v.result) ? readJson<CopycatResult>(v.result, `copycat ${set} result`) : undefined;
 }

@@ -5,7 +5,8 @@ import { compareWithOracle, scoreProbabilities } from '../evaluate';
 import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
-import { cifarForRun, OracleResult, oracleEvaluation } from './oracleStep';
+import { cifarForRun } from './inputs';
+import { oracleEvaluation, readOracleResult } from './oracleStep';
 import { viewProbabilityCache } from './viewProbabilityCache';
 
 export interface EnsembleResult {
@@ -45,7 +46,7 @@ export async function scoreCopycatEnsemble(
   const log = opts.log ?? ((s: string) => console.log(s));
   assertSavedModelDirs(memberDirs, 'ensemble member');
   const t0 = Date.now();
-  const oracle = oracleEvaluation(readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result'));
+  const oracle = oracleEvaluation(readOracleResult(run));
   const { test } = await cifarForRun(run);
   const models: LayersModel[] = [];
   try {

@@ -1,14 +1,13 @@
-import * as fs from 'fs';
 import { backendReport } from '../backend';
 import { COPYCAT_SETS } from '../config';
 import { CITED_ROWS, ResultRow, ResultsTable, writeResults } from '../report';
-import { readJson, Run } from '../run';
-import { CopycatResult, copycatDirName } from './copycatStep';
-import { OracleResult } from './oracleStep';
+import type { Run } from '../run';
+import { readCopycatResult } from './copycatStep';
+import { readOracleResult } from './oracleStep';
 
-/** Collects oracle/result.json and copycats/<set>/result.json into the paper-style table. */
+/** Collects the results of the run config's oracle and copycat variants into the paper-style table. */
 export function collectResults(run: Run, extra: { wallSeconds?: number } = {}): ResultsTable {
-  const oracle = readJson<OracleResult>(run.path('oracle', 'result.json'), 'oracle result');
+  const oracle = readOracleResult(run);
   const rows: ResultRow[] = [{
     model: 'Oracle', architecture: oracle.architecture, trainData: `CIFAR-10 train (${oracle.trainImages}, true labels)`, queries: null,
     accuracy: oracle.metrics.accuracy, microAverage: oracle.metrics.microAverage, macroAverage: oracle.metrics.macroAverage,
@@ -18,9 +17,8 @@ export function collectResults(run: Run, extra: { wallSeconds?: number } = {}): 
     'NPD-SL': 'NPD images, stolen labels', 'PD-SL': 'CIFAR-10 train images, stolen labels', 'NPD+PD-SL': 'NPD + CIFAR-10 train images, stolen labels',
   };
   for (const set of run.config.copycat.sets.filter((s) => COPYCAT_SETS.includes(s))) {
-    const file = run.path('copycats', copycatDirName(set), 'result.json');
-    if (!fs.existsSync(file)) continue;
-    const r = readJson<CopycatResult>(file, `copycat ${set} result`);
+    const r = readCopycatResult(run, set);
+    if (!r) continue;
     rows.push({
       model: `Copycat ${set}`, architecture: r.architecture, trainData: `${describe[set]} (${r.trainImages})`, queries: r.queries,
       accuracy: r.metrics.accuracy, microAverage: r.metrics.microAverage, macroAverage: r.metrics.macroAverage,

@@ -1,44 +1,21 @@
-import * as fs from 'fs';
-import { loadNpd, LoadSummary } from '../data/npd';
+import * as path from 'path';
 import { HttpOracle } from '../oracle/client';
 import { LocalOracle } from '../oracle/local';
 import { startOracleServer } from '../oracle/server';
 import type { Oracle } from '../oracle/types';
-import { readJson, Run, writeJson } from '../run';
-import { buildNpdSl, buildPdSl, discardLabels, LabelHistogram, labelHistogram, StolenLabelSet } from '../stolenLabels';
-import { CIFAR10_CLASSES, ImageSet } from '../types';
-import { cifarForRun } from './oracleStep';
-import { subsetImages } from './subset';
-
-/** The NPD images of a run (decoded once, then read from the uint8 cache). */
-export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
-  const d = run.config.data;
-  // The config keeps the source as plain JSON; loadNpd validates the kind and names what it expects.
-  const npd = await loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], {
-    size: d.imageSize,
-    maxImages: d.npdImages ?? undefined,
-    seed: run.config.seed,
-    log,
-  });
-  return npd;
-}
-
-/**
- * Problem-domain images for PD-SL: CIFAR-10 training images with their ground truth discarded before
- * the oracle sees them (the attacker only learns what the oracle answers).
- */
-export async function pdForRun(run: Run): Promise<ImageSet> {
-  const { train } = await cifarForRun(run);
-  return discardLabels(subsetImages(train, run.config.data.pdImages, run.config.seed + 1));
-}
+import { readJson, Run, stolenFile, writeJson } from '../run';
+import { buildNpdSl, buildPdSl, LabelHistogram, labelHistogram, loadStolenLabels, StolenLabelSet } from '../stolenLabels';
+import { CIFAR10_CLASSES } from '../types';
+import { npdForRun, pdForRun, stepLog } from './inputs';
+import { answersFileFor, beginVariant, isFinished, oracleVariant, StolenSetName, stolenVariant } from './variants';
 
 export interface StealSummary {
   oracle: StolenLabelSet['oracle'];
   /**
-   * Per set; `file` is relative to the run directory. `askedThisCall` is of the call that wrote
-   * summary.json: a rerun that gets the same answers leaves the file as it is (as labelImages does).
+   * Per set; `file` is relative to the run directory. `askedThisCall` is of the call that made the
+   * set (a reused set reports what was asked when it was made).
    */
-  sets: Record<string, { n: number; queries: number; askedThisCall: number; costUsd: number; histogram: LabelHistogram; file: string }>;
+  sets: Record<string, { n: number; queries: number; askedThisCall: number; costUsd: number; histogram: LabelHistogram; file: string; key: string }>;
   totalQueries: number;
   totalCostUsd: number;
 }
@@ -46,61 +23,65 @@ export interface StealSummary {
 /** The black box the attacker queries: the run's oracle model behind the answer mode of the config. */
 export async function oracleForRun(run: Run): Promise<LocalOracle> {
   const q = run.config.query;
-  return LocalOracle.fromDir(run.path('oracle', 'model'), {
+  const v = oracleVariant(run);
+  if (!isFinished(v)) throw new Error(`the oracle of these settings (key ${v.key}) is not trained yet: run notebook 01 (trainOracle) with the same profile and overrides first`);
+  return LocalOracle.fromDir(v.model, {
     answer: q.mode, pricePer1000: q.pricePer1000, batchSize: q.batchSize, name: `oracle of run ${run.name}`, classNames: [...CIFAR10_CLASSES],
   });
 }
 
+type SetSummary = StealSummary['sets'][string];
+
 /**
- * Queries the oracle with the NPD images and the PD images and stores the stolen labels under stolen/.
- * Answers are cached by image content, so a killed run resumes without paying twice.
+ * Queries the oracle with the NPD images and the PD images and stores each stolen-label set in its
+ * variant folder (stolen/<set>/<key>/). A finished set is reused without asking anything; answers are
+ * cached by image content per oracle and answer mode, so a killed run resumes without paying twice
+ * and a new subset of images pays only for the images not asked before.
  */
-export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void } = {}): Promise<StealSummary> {
-  const log = opts.log ?? ((s: string) => console.log(s));
-  const own = opts.oracle ? undefined : await oracleForRun(run);
-  const oracle = opts.oracle ?? (own as LocalOracle);
-  const npd = await npdForRun(run, log);
-  const pd = await pdForRun(run);
-  const common = { runDir: run.dir, batchSize: run.config.query.batchSize };
-  let npdSl: Awaited<ReturnType<typeof buildNpdSl>>;
-  let pdSl: Awaited<ReturnType<typeof buildPdSl>>;
+export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void; force?: boolean } = {}): Promise<StealSummary> {
+  const log = stepLog(opts);
+  let own: LocalOracle | undefined;
+  const sets: StealSummary['sets'] = {};
+  let info: StealSummary['oracle'] | undefined;
   try {
-    npdSl = await buildNpdSl(oracle, npd, common);
-    pdSl = await buildPdSl(oracle, pd, common);
+    for (const name of ['NPD-SL', 'PD-SL'] as const) {
+      const v = stolenVariant(run, name);
+      if (beginVariant(v, { label: `stolen ${name}`, force: opts.force, log, verb: 'querying the oracle' }) === 'reuse') {
+        const stolen = loadStolenLabels(stolenFile(v.dir, name));
+        // The histogram is recomputed: JSON keeps an unbounded most/least ratio (a class never answered) as null.
+        sets[name] = { ...readJson<SetSummary>(v.result, `stolen ${name} summary`), histogram: labelHistogram(stolen.labels, CIFAR10_CLASSES) };
+        info ??= stolen.oracle;
+        continue;
+      }
+      const oracle = opts.oracle ?? (own ??= await oracleForRun(run));
+      const common = { cacheFile: answersFileFor(run), outFile: stolenFile(v.dir, name), batchSize: run.config.query.batchSize };
+      const built = name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common);
+      const s = built.stolen;
+      info = s.oracle;
+      sets[name] = {
+        n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
+        histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: path.relative(run.dir, stolenFile(v.dir, name)), key: v.key,
+      };
+      writeJson(v.result, sets[name]);
+    }
   } finally {
     own?.dispose();
   }
-  const sets: StealSummary['sets'] = {};
-  for (const s of [npdSl.stolen, pdSl.stolen]) {
-    sets[s.name] = {
-      n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
-      histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: `stolen/${s.name}.json`,
-    };
-  }
   const summary: StealSummary = {
-    oracle: npdSl.stolen.oracle,
+    oracle: info!,
     sets,
-    totalQueries: npdSl.stolen.queries.distinct + pdSl.stolen.queries.distinct,
-    totalCostUsd: npdSl.stolen.cost.usd + pdSl.stolen.cost.usd,
+    totalQueries: Object.values(sets).reduce((t, s) => t + s.queries, 0),
+    totalCostUsd: Object.values(sets).reduce((t, s) => t + s.costUsd, 0),
   };
-  const file = run.path('stolen', 'summary.json');
-  if (!sameSummary(file, summary)) writeJson(file, summary);
-  log(`Stolen labels: NPD-SL ${npdSl.stolen.n} images, PD-SL ${pdSl.stolen.n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
+  log(`Stolen labels: NPD-SL ${sets['NPD-SL'].n} images, PD-SL ${sets['PD-SL'].n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
   return summary;
 }
 
-function sameSummary(file: string, now: StealSummary): boolean {
-  const stable = (s: StealSummary): string =>
-    JSON.stringify({ ...s, sets: Object.fromEntries(Object.entries(s.sets).map(([k, v]) => [k, { ...v, askedThisCall: undefined }])) });
-  try {
-    return fs.existsSync(file) && stable(JSON.parse(fs.readFileSync(file, 'utf8'))) === stable(now);
-  } catch {
-    return false;
-  }
-}
-
-export function readStealSummary(run: Run): StealSummary {
-  return readJson<StealSummary>(run.path('stolen', 'summary.json'), 'stolen-label summary');
+/** The stolen-label set of the run's config (an error says which notebook makes it). */
+export function readStolenLabels(run: Run, set: StolenSetName): StolenLabelSet {
+  const v = stolenVariant(run, set);
+  if (!isFinished(v)) throw new Error(`stolen ${set} of these settings (key ${v.key}) not found in ${v.dir}: run notebook 02 (stealLabels) with the same profile and overrides first`);
+  return loadStolenLabels(stolenFile(v.dir, set));
 }
 
 /**

@@ -6,7 +6,8 @@ import { sha256, writeFileAtomic } from '../io';
 import type { Run } from '../run';
 
 /** Run-relative folder of the cached probabilities; derived data, so the run archive leaves it out. */
-export const VIEW_CACHE_DIR = 'experiments/ensembles/view-probabilities';
+export { VIEW_CACHE_DIR } from '../run/layout';
+import { VIEW_CACHE_DIR } from '../run/layout';
 
 /** A saved model's identity: the hash of every file in its directory (model.json and the weights). */
 export function modelFingerprint(modelDir: string): string {

@@ -1,48 +1,21 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { ExperimentConfig, resolveConfig } from './config';
-import { writeFileAtomic } from './io';
-import { dataDir } from './paths';
+import { writeFileAtomic } from '../io';
 
-/**
- * A run directory keeps everything one experiment produced: config.json, oracle/, stolen/, copycats/,
- * figures/ and the results table. Each notebook opens the same run and reads what the earlier ones
- * wrote, so any notebook can be re-run alone.
- */
-export interface Run {
-  name: string;
-  dir: string;
-  config: ExperimentConfig;
-  /** Absolute path of a file or folder inside the run. */
-  path(...parts: string[]): string;
-}
-
-export interface OpenRunOptions {
-  /** Profile name; default $COPYCAT_PROFILE or 'quick'. */
-  profile?: string;
-  /** Run directory; default $COPYCAT_RUN_DIR or data/runs/<profile>. */
-  dir?: string;
-  /** Overrides merged into the profile's config (a notebook's parameters cell). */
-  overrides?: unknown;
-}
-
-export function openRun(opts: OpenRunOptions = {}): Run {
-  const config = resolveConfig(opts.profile ?? process.env.COPYCAT_PROFILE ?? 'quick', opts.overrides);
-  const dir = path.resolve(opts.dir ?? process.env.COPYCAT_RUN_DIR ?? path.join(dataDir(), 'runs', config.profile));
-  fs.mkdirSync(dir, { recursive: true });
-  const cfgFile = path.join(dir, 'config.json');
-  const text = JSON.stringify(config, null, 2) + '\n';
-  // Keep the previous settings when a notebook changes them, so earlier artefacts stay explainable.
-  if (fs.existsSync(cfgFile) && fs.readFileSync(cfgFile, 'utf8') !== text) {
-    fs.copyFileSync(cfgFile, path.join(dir, `config.prev-${Date.now()}.json`));
-  }
-  writeFileAtomic(cfgFile, text);
-  return { name: path.basename(dir), dir, config, path: (...parts: string[]) => path.join(dir, ...parts) };
-}
+/** JSON and JSON-lines files of a run: written atomically, read with errors that name the file. */
 
 export function writeJson(file: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+export function readJson<T>(file: string, what: string): T {
+  if (!fs.existsSync(file)) throw new Error(`${what} not found: ${file} (run the earlier notebook/step first)`);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new Error(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
+  }
 }
 
 /**
@@ -56,15 +29,6 @@ export function pinRecipe<T>(file: string, recipe: T, what: string, difference: 
     return '';
   }
   return difference(readJson<T>(file, what), recipe);
-}
-
-export function readJson<T>(file: string, what: string): T {
-  if (!fs.existsSync(file)) throw new Error(`${what} not found: ${file} (run the earlier notebook/step first)`);
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch (e) {
-    throw new Error(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
-  }
 }
 
 /**

@@ -2,9 +2,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { cpuHasAmxBf16, readCpuInfo } from './cpu';
-import { writeFileAtomic } from './io';
-import { VIEW_CACHE_DIR } from './steps/viewProbabilityCache';
+import { cpuHasAmxBf16, readCpuInfo } from '../cpu';
+import { writeFileAtomic } from '../io';
+import { VIEW_CACHE_DIR } from './layout';
 
 /**
  * A run archive: the part of a run directory that took hours of CPU to make (the oracle's weights, its

@@ -1,0 +1,67 @@
+import { loadCifar10 } from '../data/cifar10';
+import { loadNpd, LoadSummary } from '../data/npd';
+import type { ExperimentConfig } from '../config';
+import type { Run } from '../run';
+import { discardLabels } from '../stolenLabels';
+import type { BatchProgress, EpochRecord } from '../train';
+import { ImageSet } from '../types';
+import { subsetImages } from './subset';
+
+/** What every step reads from the run besides its own folder: the data sets and the caller's hooks. */
+
+export interface StepHooks {
+  onBatch?: (p: BatchProgress) => void;
+  onEpoch?: (r: EpochRecord, h: EpochRecord[]) => void;
+  log?: (line: string) => void;
+  /** Stops training before the next batch once aborted (e.g. epochDeadline's); the checkpoint keeps the finished epochs. */
+  signal?: AbortSignal;
+  /** Start this step's variant afresh: its checkpoint and result are removed first (it says so). */
+  force?: boolean;
+}
+
+export const stepLog = (hooks: { log?: (line: string) => void }): ((line: string) => void) => hooks.log ?? ((s: string) => console.log(s));
+
+/** The CIFAR-10 train subset the oracle learns from and the test subset every model is scored on. */
+export async function cifarForRun(run: Run): Promise<{ train: ImageSet; test: ImageSet }> {
+  const { train: fullTrain, test: fullTest } = await loadCifar10();
+  const d = run.config.data;
+  return {
+    train: subsetImages(fullTrain, d.oracleTrainImages, run.config.seed),
+    test: subsetImages(fullTest, d.testImages, run.config.seed),
+  };
+}
+
+/**
+ * The test images scored after each epoch for the learning curves (config data.curveTestImages): on a
+ * CPU, scoring all 10,000 every epoch costs the quick profile about a minute and a half.
+ */
+export function curveTestSet(run: Run, test: ImageSet): ImageSet {
+  return subsetImages(test, run.config.data.curveTestImages, run.config.seed + 1);
+}
+
+/** How the curves name that set: 'test', or 'test (2000-image subset)'. */
+export function curveTestLabel(data: Pick<ExperimentConfig['data'], 'curveTestImages' | 'testImages'>): string {
+  const { curveTestImages: n, testImages } = data;
+  return n == null || (testImages != null && n >= testImages) ? 'test' : `test (${n}-image subset)`;
+}
+
+/** The NPD images of a run (decoded once, then read from the uint8 cache). */
+export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
+  const d = run.config.data;
+  // The config keeps the source as plain JSON; loadNpd validates the kind and names what it expects.
+  return loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], {
+    size: d.imageSize,
+    maxImages: d.npdImages ?? undefined,
+    seed: run.config.seed,
+    log,
+  });
+}
+
+/**
+ * Problem-domain images for PD-SL: CIFAR-10 training images with their ground truth discarded before
+ * the oracle sees them (the attacker only learns what the oracle answers).
+ */
+export async function pdForRun(run: Run): Promise<ImageSet> {
+  const { train } = await cifarForRun(run);
+  return discardLabels(subsetImages(train, run.config.data.pdImages, run.config.seed + 1));
+}

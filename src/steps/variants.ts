@@ -1,0 +1,203 @@
+import * as fs from 'fs';
+import { FpMath, processFpMath } from '../backend';
+import { ExperimentConfig, PROFILES, ProfileName } from '../config';
+import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
+import { adoptLegacyLayout } from './legacyLayout';
+
+/**
+ * Which variant of a step the run's current config asks for, and whether it is done. A variant's key
+ * is the hash of exactly what the step depends on: the config values it reads (its "settings"), the
+ * keys of the steps it reads from, and the arithmetic, so a changed setting never finds an old result
+ * and an unchanged one never computes twice (docs/runs.md).
+ */
+
+export type StolenSetName = 'NPD-SL' | 'PD-SL';
+
+/** step.json: what a variant was made from, written when it starts. */
+export interface StepRecord {
+  format: 'copycat-step';
+  version: 1;
+  step: StepKind;
+  /** 'oracle', or the set: 'NPD-SL', 'PD-SL', 'NPD+PD-SL'. */
+  name: string;
+  key: string;
+  /** The profile whose run this is (for comparing settings with its defaults). */
+  profile: string;
+  /** The config values the step reads, as a partial config. */
+  settings: unknown;
+  /** Keys of the variants it reads from, e.g. { oracle: '3f2a…' }. */
+  upstream: Record<string, string>;
+  /** oneDNN arithmetic of the native backend ('bf16' changes the digits). */
+  arithmetic: FpMath;
+  createdAt: string;
+  /** Set when the folder was moved here from the layout before step keys (see legacyLayout.ts). */
+  adopted?: string;
+}
+
+export interface Variant extends VariantPaths {
+  kind: StepKind;
+  name: string;
+  key: string;
+  /** The record this variant has or will get. */
+  inputs: Omit<StepRecord, 'createdAt' | 'adopted'>;
+}
+
+// What each step reads from the config. Adding a field here changes that step's keys, as it should.
+const pick = {
+  oracle: (c: ExperimentConfig) => ({
+    seed: c.seed,
+    data: { oracleTrainImages: c.data.oracleTrainImages, testImages: c.data.testImages, curveTestImages: c.data.curveTestImages },
+    oracle: c.oracle,
+  }),
+  stolen: (c: ExperimentConfig, set: StolenSetName) => ({
+    seed: c.seed,
+    data: set === 'NPD-SL'
+      ? { npdSource: c.data.npdSource, npdImages: c.data.npdImages, imageSize: c.data.imageSize }
+      : { oracleTrainImages: c.data.oracleTrainImages, pdImages: c.data.pdImages },
+    query: { mode: c.query.mode, pricePer1000: c.query.pricePer1000 },
+  }),
+  copycat: (c: ExperimentConfig) => ({
+    seed: c.seed,
+    data: { testImages: c.data.testImages, curveTestImages: c.data.curveTestImages },
+    copycat: { architecture: c.copycat.architecture, train: c.copycat.train },
+  }),
+};
+
+/** The stolen sets a copycat set trains on. */
+export const stolenPartsOf = (set: string): StolenSetName[] => (set === 'NPD+PD-SL' ? ['NPD-SL', 'PD-SL'] : [set as StolenSetName]);
+
+function variant(run: Run, kind: StepKind, name: string, settings: unknown, upstream: Record<string, string>, arithmetic: FpMath): Variant {
+  const inputs = { format: 'copycat-step' as const, version: 1 as const, step: kind, name, profile: run.config.profile, settings, upstream, arithmetic };
+  const key = keyOf({ step: kind, name, settings, upstream, arithmetic });
+  const dir = `${stepRoot(run, kind, kind === 'oracle' ? undefined : name)}/${key}`;
+  return { ...variantPaths(dir), kind, name, key, inputs: { ...inputs, key } };
+}
+
+const oracleOf = (run: Run, arithmetic: FpMath): Variant => variant(run, 'oracle', 'oracle', pick.oracle(run.config), {}, arithmetic);
+
+/**
+ * A stolen-label set's variant: the labels depend on the oracle and on the images asked, not on the
+ * arithmetic of this process (the oracle's answers are whatever it answered).
+ */
+const stolenOf = (run: Run, set: StolenSetName, arithmetic: FpMath): Variant =>
+  variant(run, 'stolen', set, pick.stolen(run.config, set), { oracle: oracleOf(run, arithmetic).key }, 'strict');
+
+const answersKeyOf = (run: Run, arithmetic: FpMath): string => keyOf({ oracle: oracleOf(run, arithmetic).key, mode: run.config.query.mode });
+
+function copycatOf(run: Run, set: string, arithmetic: FpMath): Variant {
+  const upstream: Record<string, string> = { oracle: oracleOf(run, arithmetic).key };
+  for (const part of stolenPartsOf(set)) upstream[`stolen ${part}`] = stolenOf(run, part, arithmetic).key;
+  return variant(run, 'copycat', set, pick.copycat(run.config), upstream, arithmetic);
+}
+
+/** Runs made before step keys are moved into variant folders the first time a step looks (legacyLayout.ts). */
+function adopted(run: Run, arithmetic: FpMath): void {
+  adoptLegacyLayout(run, () => ({
+    config: run.config, arithmetic,
+    oracle: oracleOf(run, arithmetic),
+    stolen: (set) => stolenOf(run, set, arithmetic),
+    copycat: (set) => copycatOf(run, set, arithmetic),
+    answersFile: answersFile(run, answersKeyOf(run, arithmetic)),
+  }));
+}
+
+/** The oracle variant of the run's config. */
+export function oracleVariant(run: Run, arithmetic: FpMath = processFpMath()): Variant {
+  adopted(run, arithmetic);
+  return oracleOf(run, arithmetic);
+}
+
+/** The stolen-label set variant of the run's config (it reads the oracle's). */
+export function stolenVariant(run: Run, set: StolenSetName, arithmetic: FpMath = processFpMath()): Variant {
+  adopted(run, arithmetic);
+  return stolenOf(run, set, arithmetic);
+}
+
+/** The query cache of the run's oracle in the run's answer mode: every answer paid to it, whichever set asked. */
+export function answersFileFor(run: Run, arithmetic: FpMath = processFpMath()): string {
+  adopted(run, arithmetic);
+  return answersFile(run, answersKeyOf(run, arithmetic));
+}
+
+/** A copycat's variant: its own settings, the stolen sets it learns from, and the oracle it is scored against. */
+export function copycatVariant(run: Run, set: string, arithmetic: FpMath = processFpMath()): Variant {
+  adopted(run, arithmetic);
+  return copycatOf(run, set, arithmetic);
+}
+
+export const isFinished = (v: Pick<Variant, 'result'>): boolean => fs.existsSync(v.result);
+
+export function readStepRecord(file: string): StepRecord {
+  const r = readJson<StepRecord>(file, 'step record');
+  if (r.format !== 'copycat-step' || typeof r.key !== 'string' || typeof r.step !== 'string') {
+    throw new Error(`step record ${file}: expected format 'copycat-step' with step and key fields`);
+  }
+  return r;
+}
+
+/** Every variant the run holds (finished or not), oldest first. */
+export function listVariants(run: Run): (StepRecord & { dir: string; finished: boolean })[] {
+  return variantFolders(run)
+    .map(({ dir }) => ({ ...readStepRecord(variantPaths(dir).record), dir, finished: fs.existsSync(variantPaths(dir).result) }))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/** A variant's settings as the profile's defaults would give them (for "what differs from the profile"). */
+export function defaultSettings(record: Pick<StepRecord, 'step' | 'name' | 'profile'>): unknown {
+  const base = PROFILES[record.profile as ProfileName];
+  if (!base) return undefined;
+  if (record.step === 'oracle') return pick.oracle(base);
+  if (record.step === 'stolen') return pick.stolen(base, record.name as StolenSetName);
+  return pick.copycat(base);
+}
+
+/** How a variant differs from another: settings, upstream keys and arithmetic, leaf by leaf. */
+export function variantChanges(before: Pick<StepRecord, 'settings' | 'upstream' | 'arithmetic'>, after: Pick<StepRecord, 'settings' | 'upstream' | 'arithmetic'>) {
+  const view = (r: Pick<StepRecord, 'settings' | 'upstream' | 'arithmetic'>) => ({ ...(r.settings as object), upstream: r.upstream, arithmetic: r.arithmetic });
+  return settingChanges(view(before), view(after));
+}
+
+const when = (iso: string): string => iso.replace('T', ' ').slice(0, 16);
+
+/**
+ * Decides what a step does with its variant and says so in one line: 'reuse' a finished result, or
+ * 'compute' it (fresh, resumed from its own checkpoint, or forced afresh). Writes step.json before any
+ * computing, so an unfinished variant is listable too.
+ */
+export function beginVariant(v: Variant, opts: { label: string; force?: boolean; log: (line: string) => void; verb?: string }): 'reuse' | 'compute' {
+  const verb = opts.verb ?? 'training';
+  if (!opts.force && isFinished(v)) {
+    const rec = fs.existsSync(v.record) ? readStepRecord(v.record) : undefined;
+    const made = fs.statSync(v.result).mtime.toISOString();
+    opts.log(`${opts.label}: reused (key ${v.key}, made ${when(made)}${rec?.adopted ? `, ${rec.adopted}` : ''})`);
+    return 'reuse';
+  }
+  if (opts.force) {
+    const had = fs.existsSync(v.result) || fs.existsSync(v.checkpoints);
+    for (const p of [v.result, v.model, v.checkpoints, v.tensorboard]) fs.rmSync(p, { recursive: true, force: true });
+    opts.log(`${opts.label}: force: fresh start of key ${v.key}${had ? ' (its result and checkpoint were removed)' : ''}: ${verb}`);
+  } else if (fs.existsSync(v.checkpoints)) {
+    opts.log(`${opts.label}: resuming key ${v.key} from its own checkpoint: ${verb}`);
+  } else {
+    const others = fs.existsSync(v.dir) ? [] : siblingsOf(v);
+    const last = others[others.length - 1];
+    const changes = last ? variantChanges(last, v.inputs) : [];
+    opts.log(last
+      ? `${opts.label}: new settings (${changes.length ? formatChanges(changes) : 'as before'}; key ${v.key}): ${verb}`
+      : `${opts.label}: first variant in this run (key ${v.key}): ${verb}`);
+  }
+  if (!fs.existsSync(v.record)) writeJson(v.record, { ...v.inputs, createdAt: new Date().toISOString() } satisfies StepRecord);
+  return 'compute';
+}
+
+/** The other variants of the same step (same kind and name), oldest first. */
+function siblingsOf(v: Variant): StepRecord[] {
+  const root = v.dir.slice(0, v.dir.length - v.key.length - 1);
+  if (!fs.existsSync(root)) return [];
+  return fs.readdirSync(root)
+    .map((k) => variantPaths(`${root}/${k}`).record)
+    .filter((f) => fs.existsSync(f))
+    .map(readStepRecord)
+    .filter((r) => r.key !== v.key && !r.adopted?.startsWith('not reused'))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
