@@ -30,17 +30,30 @@ pip_index_args() {
 
 ensure_venv() {
   local stamp="$VENV/.copycat-jupyter-ok"
-  if [ -f "$stamp" ] && [ -x "$VENV/bin/jupyter-lab" ]; then return; fi
+  # TensorBoard (npm run board, scripts/check-events.py) came after the first venvs were made: its own
+  # stamp lets such a venv get it installed once, without recreating the venv.
+  local tb_stamp="$VENV/.copycat-tensorboard-ok"
+  local tb_req='tensorboard>=2.14,<3'
+  local started=$SECONDS
+  if [ -f "$stamp" ] && [ -x "$VENV/bin/jupyter-lab" ]; then
+    if [ -f "$tb_stamp" ] && [ -x "$VENV/bin/tensorboard" ]; then return; fi
+    log "adding tensorboard to $VENV (one time)"
+    # shellcheck disable=SC2046 # word splitting of the index arguments is intended
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q $(pip_index_args) \
+      "$tb_req" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    log "installed tensorboard in $((SECONDS - started)) s"
+    touch "$tb_stamp"
+    return
+  fi
   local py="${COPYCAT_PYTHON:-python3}"
   command -v "$py" >/dev/null || { log "no '$py' on PATH: install Python >= 3.9 or set COPYCAT_PYTHON"; exit 1; }
   log "creating $VENV with $("$py" --version 2>&1) (one time, ~20 s with a reachable index)"
   "$py" -m venv "$VENV"
-  local started=$SECONDS
   # shellcheck disable=SC2046 # word splitting of the index arguments is intended
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q $(pip_index_args) \
-    'jupyterlab>=4,<5' nbclient nbformat 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-  log "installed jupyterlab + nbclient in $((SECONDS - started)) s"
-  touch "$stamp"
+    'jupyterlab>=4,<5' nbclient nbformat "$tb_req" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  log "installed jupyterlab + nbclient + tensorboard in $((SECONDS - started)) s"
+  touch "$tb_stamp" "$stamp"
 }
 
 # The kernel starts the project's node with the project's tslab, absolute paths, so it neither depends
