@@ -75,6 +75,29 @@ EOF
   mv "$dir/kernel.json.$$.tmp" "$dir/kernel.json"
 }
 
+# Saving a notebook of the repository's notebooks/ from the lab must not commit its outputs (the plotly
+# bundle alone is ~5 MB): the server strips them in a pre-save hook (scripts/jupyter_strip_outputs.py),
+# which leaves executed copies in run folders alone. Rewritten each start so it follows this clone.
+write_server_config() {
+  local dir="$JDIR/config" q_root
+  q_root="${ROOT//\\/\\\\}"
+  q_root="${q_root//\"/\\\"}"
+  mkdir -p "$dir"
+  cat > "$dir/jupyter_server_config.py.$$.tmp" <<EOF
+# Written by scripts/jupyter-env.sh at every start: edits here are overwritten.
+import importlib.util as _ilu
+_spec = _ilu.spec_from_file_location("copycat_strip_outputs", "$q_root/scripts/jupyter_strip_outputs.py")
+_strip = _ilu.module_from_spec(_spec)
+_spec.loader.exec_module(_strip)
+NOTEBOOKS_DIR = "$q_root/notebooks"
+# Extensions re-apply the config, so the hook "overrides" itself once per start: not worth a warning.
+import warnings as _w
+_w.filterwarnings("ignore", r"Overriding existing pre_save_hook \\(copycat_strip_outputs\\) with a new one \\(copycat_strip_outputs\\)")
+c.ContentsManager.pre_save_hook = _strip.make_pre_save_hook(NOTEBOOKS_DIR)
+EOF
+  mv "$dir/jupyter_server_config.py.$$.tmp" "$dir/jupyter_server_config.py"
+}
+
 # Two runs started at once (e.g. npm run lab and npm run reproduce) must not both create the venv or
 # race on the kernelspec file: set-up happens under an exclusive lock (flock, util-linux), and the
 # kernelspec is written to a per-process temp file then renamed.
@@ -87,6 +110,7 @@ if $have_flock; then
 fi
 ensure_venv
 write_kernelspec
+write_server_config
 if $have_flock; then exec 9>&-; fi
 
 export JUPYTER_PATH="$JDIR/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"

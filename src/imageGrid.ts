@@ -1,3 +1,4 @@
+import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import { CIFAR10_CLASSES, ImageSet } from './types';
 import { showPng } from './notebook';
@@ -55,6 +56,28 @@ export function fitCaption(text: string, widthPx: number, fontSize: number): str
   const max = Math.max(1, Math.floor(widthPx / (fontSize * 0.6)));
   const chars = Array.from(flat); // by code point, so surrogate pairs are never split
   return chars.length <= max ? flat : `${chars.slice(0, Math.max(1, max - 1)).join('')}…`;
+}
+
+/**
+ * `k` distinct indices of 0..n-1 drawn at random from a seed (all n, shuffled, when k >= n), in draw order.
+ * For grids: the first images of a data set are rarely typical (NPD lists one source class after another,
+ * so the first 32 were all goldfish). Partial Fisher-Yates over a sparse map: O(k) time and memory.
+ */
+export function sampleIndices(n: number, k: number, seed: number | string = 0): number[] {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`sampleIndices: n must be an integer >= 0, got ${n}`);
+  if (!Number.isInteger(k) || k < 0) throw new Error(`sampleIndices: k must be an integer >= 0, got ${k}`);
+  const rng = seedrandom(`image-sample/${seed}`);
+  const m = Math.min(k, n);
+  // moved.get(i): the value now at position i of the virtual array 0..n-1 (absent: still i).
+  const moved = new Map<number, number>();
+  const out: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const j = i + Math.floor(rng() * (n - i));
+    const atJ = moved.get(j) ?? j;
+    moved.set(j, moved.get(i) ?? i);
+    out.push(atJ);
+  }
+  return out;
 }
 
 /** The grid as a PNG buffer. */
@@ -127,9 +150,11 @@ export async function imageGridPng(set: ImageSet, opts: ImageGridOptions = {}): 
   return img.png().toBuffer();
 }
 
-/** Builds the grid and shows it (notebook: inline PNG; elsewhere: a size note). Returns the PNG. */
-export async function showImageGrid(set: ImageSet, opts: ImageGridOptions = {}): Promise<Buffer> {
-  const png = await imageGridPng(set, opts);
-  showPng(png);
-  return png;
+/**
+ * Builds the grid and shows it (notebook: inline PNG; elsewhere: a size note). Returns nothing on purpose:
+ * tslab prints a cell's last expression, so a returned Buffer showed as `<Buffer 89 50 4e 47 ...>` under
+ * every grid. Use `imageGridPng` for the bytes.
+ */
+export async function showImageGrid(set: ImageSet, opts: ImageGridOptions = {}): Promise<void> {
+  showPng(await imageGridPng(set, opts));
 }

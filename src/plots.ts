@@ -242,12 +242,15 @@ export function trainingCurvesFigure(history: EpochPoint[], title = 'Training cu
   return {
     data,
     layout: {
-      title: titled(title),
+      // Title at the top edge, so that a legend wrapped onto two rows (narrow cells) still fits below it.
+      title: { ...titled(title), y: 0.98, yanchor: 'top' },
       xaxis: { domain: [0, 0.45], title: titled('epoch') },
       yaxis: { title: titled('loss') },
       xaxis2: { domain: [0.55, 1], title: titled('epoch'), anchor: 'y2' },
       yaxis2: { title: titled('accuracy'), anchor: 'x2', range: [0, 1] },
-      legend: { orientation: 'h' },
+      // Above the plot area, under the title: plotly's default place for a horizontal legend is just below
+      // the plots, where it covered the 'epoch' axis titles.
+      legend: { orientation: 'h', x: 0.5, xanchor: 'center', y: 1.02, yanchor: 'bottom' },
     },
   };
 }

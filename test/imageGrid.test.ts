@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import sharp from 'sharp';
-import { fitCaption, imageGridPng } from '../src/imageGrid';
+import { fitCaption, imageGridPng, sampleIndices, showImageGrid } from '../src/imageGrid';
+import { NotebookSink, RichDisplay, setNotebookSink } from '../src/notebook';
 import { ImageSet } from '../src/types';
 
 /** n tiny images, each a flat colour derived from its index, so pixels can be checked after the grid. */
@@ -61,6 +62,73 @@ describe('imageGrid', () => {
     await assert.rejects(imageGridPng(set, { captions: ['one'] }), /1 captions for 2 images/);
     await assert.rejects(imageGridPng(set, { scale: 1.5 }), /scale must be an integer/);
     await assert.rejects(imageGridPng({ ...set, n: 0, images: new Uint8Array(0) }), /no images to show/);
+  });
+
+  describe('showImageGrid', () => {
+    afterEach(() => setNotebookSink(undefined));
+
+    it('shows one PNG and returns nothing, so a notebook cell ending with it prints no <Buffer ...>', async () => {
+      const shown: Uint8Array[] = [];
+      const d: RichDisplay = { html: () => assert.fail('html'), markdown: () => assert.fail('markdown'), png: (b) => shown.push(b), text: () => assert.fail('text') };
+      const sink: NotebookSink = { display: d, newDisplay: () => d };
+      setNotebookSink(sink);
+      const set = coloured(3);
+      const ret: unknown = await showImageGrid(set, { columns: 3 });
+      // tslab prints a cell's last value unless it is null or undefined.
+      assert.equal(ret, undefined);
+      assert.equal(shown.length, 1);
+      assert.deepEqual(Buffer.from(shown[0]), await imageGridPng(set, { columns: 3 }));
+    });
+
+    it('outside a notebook prints a size note only', async () => {
+      setNotebookSink(null);
+      const lines: string[] = [];
+      const orig = console.log;
+      console.log = (...a: unknown[]) => lines.push(a.join(' '));
+      try {
+        assert.equal(await showImageGrid(coloured(2)), undefined);
+      } finally {
+        console.log = orig;
+      }
+      assert.equal(lines.length, 1);
+      assert.match(lines[0], /^\[png \d+ bytes\]$/);
+    });
+  });
+
+  describe('sampleIndices', () => {
+    it('k distinct indices in range, the same for the same seed, different for another seed', () => {
+      const a = sampleIndices(1000, 32, 1);
+      assert.equal(a.length, 32);
+      assert.equal(new Set(a).size, 32);
+      assert.ok(a.every((i) => Number.isInteger(i) && i >= 0 && i < 1000));
+      assert.deepEqual(sampleIndices(1000, 32, 1), a);
+      assert.notDeepEqual(sampleIndices(1000, 32, 2), a);
+      assert.notDeepEqual([...a].sort((x, y) => x - y), Array.from({ length: 32 }, (_, i) => i), 'not the first images');
+      assert.deepEqual(sampleIndices(1000, 32, 'run-a'), sampleIndices(1000, 32, 'run-a'));
+    });
+
+    it('k >= n gives a permutation of all n; empty cases; bad arguments', () => {
+      assert.deepEqual([...sampleIndices(5, 9, 3)].sort(), [0, 1, 2, 3, 4]);
+      assert.deepEqual(sampleIndices(0, 4), []);
+      assert.deepEqual(sampleIndices(4, 0), []);
+      assert.throws(() => sampleIndices(-1, 2), /n must be an integer >= 0, got -1/);
+      assert.throws(() => sampleIndices(10, 1.5), /k must be an integer >= 0, got 1\.5/);
+    });
+
+    it('every index is about equally likely (no bias towards the start or the end)', () => {
+      const n = 10;
+      const counts = new Array<number>(n).fill(0);
+      for (let seed = 0; seed < 3000; seed++) for (const i of sampleIndices(n, 3, seed)) counts[i]++;
+      // Expected 900 each; binomial sd ~26, so +-150 fails only on a real bias.
+      counts.forEach((c, i) => assert.ok(c > 750 && c < 1050, `index ${i} drawn ${c} times, expected ~900`));
+    });
+
+    it('gives a grid its indices, with one caption per sampled image', async () => {
+      const set = coloured(20);
+      const idx = sampleIndices(set.n, 6, 7);
+      const png = await imageGridPng(set, { indices: idx, captions: idx.map((i) => `#${i}`), columns: 3 });
+      assert.equal((await sharp(png).metadata()).width, 3 * 12 + 4 * 4);
+    });
   });
 
   it('fitCaption shortens by code points with an ellipsis', () => {

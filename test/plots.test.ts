@@ -53,6 +53,11 @@ describe('plots: figure builders', () => {
     assert.deepEqual(f.data[1].y, [0.2, 0.45, 0.6]);
     assert.deepEqual(f.data[2].y, [2.0, 1.6, null]);
     assert.equal(f.data[1].yaxis, 'y2');
+    // The legend sits above the plot area (plotly's default for a horizontal legend is below the plots,
+    // on top of the 'epoch' axis titles), and the title at the top edge so a wrapped legend fits under it.
+    const legend = f.layout?.legend as Record<string, unknown>;
+    assert.deepEqual(legend, { orientation: 'h', x: 0.5, xanchor: 'center', y: 1.02, yanchor: 'bottom' });
+    assert.deepEqual(f.layout?.title, { text: 'Training curves', y: 0.98, yanchor: 'top' });
     assert.equal(trainingCurvesFigure(history.map(({ epoch, loss, accuracy }) => ({ epoch, loss, accuracy }))).data.length, 2);
     assert.throws(() => trainingCurvesFigure([]), /non-empty/);
     assert.throws(() => trainingCurvesFigure([{ epoch: 1, loss: 'x' as unknown as number, accuracy: 0 }]), /history\[0\]\.loss/);
