@@ -24,22 +24,24 @@ VOLATILE_CELL_METADATA = ("execution", "scrolled", "collapsed", "ExecuteTime")
 VOLATILE_JUPYTER_METADATA = ("outputs_hidden",)
 
 
+def _drop(d: Dict[str, Any], keys) -> bool:
+    """Deletes `keys` from `d`; True when any was there."""
+    found = [k for k in keys if k in d]
+    for k in found:
+        del d[k]
+    return bool(found)
+
+
 def strip_notebook(nb: Dict[str, Any]) -> bool:
     """Removes outputs, execution counts and volatile cell metadata in place; True when anything changed."""
     changed = False
     for cell in nb.get("cells", []):
         meta = cell.get("metadata")
         if isinstance(meta, dict):
-            for key in VOLATILE_CELL_METADATA:
-                if key in meta:
-                    del meta[key]
-                    changed = True
+            changed = _drop(meta, VOLATILE_CELL_METADATA) or changed
             jup = meta.get("jupyter")
             if isinstance(jup, dict):
-                for key in VOLATILE_JUPYTER_METADATA:
-                    if key in jup:
-                        del jup[key]
-                        changed = True
+                changed = _drop(jup, VOLATILE_JUPYTER_METADATA) or changed
                 if not jup:
                     del meta["jupyter"]
         if cell.get("cell_type") != "code":

@@ -38,6 +38,16 @@ describe('step keys', () => {
     assert.notEqual(copycatVariant(base, 'NPD-SL', 'bf16').key, copycatVariant(base, 'NPD-SL', 'strict').key);
     assert.notEqual(oracleVariant(base, 'bf16').key, oracleVariant(base, 'strict').key);
   });
+
+  it('find a finished variant made in the other arithmetic, unless asked for the exact one', () => {
+    const run = openRun({ profile: 'smoke', dir: tmpDir('twin-run') });
+    const strict = oracleVariant(run, 'strict', true);
+    assert.equal(oracleVariant(run, 'bf16').key, oracleVariant(run, 'bf16', true).key, 'nothing finished yet: its own');
+    put(strict.dir, 'result.json', {});
+    assert.equal(oracleVariant(run, 'bf16').key, strict.key, 'a bf16 process reuses the float32 oracle');
+    assert.notEqual(oracleVariant(run, 'bf16', true).key, strict.key);
+    assert.equal(copycatVariant(run, 'NPD-SL', 'bf16').inputs.upstream.oracle, strict.key, 'and its copycats attack that oracle');
+  });
 });
 
 describe('runs made before step keys', () => {

@@ -108,7 +108,7 @@ export async function fitCopycat(
  */
 export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHooks = {}): Promise<CopycatResult> {
   const log = stepLog(hooks);
-  const v = copycatVariant(run, set);
+  const v = copycatVariant(run, set, undefined, hooks.force);
   if (beginVariant(v, { label: `copycat ${set}`, force: hooks.force, log }) === 'reuse') return readJson<CopycatResult>(v.result, `copycat ${set} result`);
   assertTrainingBackend(`copycat training (${set})`);
   const t0 = Date.now();

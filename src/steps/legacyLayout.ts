@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import type { FpMath } from '../backend';
 import type { ExperimentConfig } from '../config';
 import { normalizeAnswerSpec } from '../oracle/answers';
 import { readJson, Run, STEP_FILE, stolenFile, writeJson } from '../run';
@@ -9,7 +10,8 @@ import { resolveTrainConfig, type EpochRecord } from '../train';
  * Runs made before step keys kept one oracle, one labeling and one copycat per set directly in
  * oracle/, stolen/ and copycats/<set>/ (the archived reference run among them). They are moved, once,
  * into variant folders: under the current config's key when what their result records (architecture,
- * image counts, epochs, arithmetic, answer mode) matches that config, else into a `legacy-<time>`
+ * image counts, epochs, answer mode) matches that config (and under the key of the arithmetic it
+ * recorded), else into a `legacy-<time>`
  * folder that is listed but never reused. Nothing is deleted but the derived stolen/summary.json.
  */
 
@@ -20,14 +22,14 @@ interface Target {
   inputs: object;
 }
 
+/** The variants of the current config, in the arithmetic an old result records it was made with. */
 export interface LegacyTargets {
   config: ExperimentConfig;
-  oracle: Target;
+  oracle(arithmetic: FpMath): Target;
   stolen(set: 'NPD-SL' | 'PD-SL'): Target;
-  copycat(set: string): Target;
-  answersFile: string;
-  /** The arithmetic the targets' keys were computed for. */
-  arithmetic: string;
+  copycat(set: string, arithmetic: FpMath): Target;
+  /** The answer cache of the (by then adopted) oracle. */
+  answersFile(): string;
 }
 
 const checked = new Set<string>();
@@ -78,18 +80,23 @@ interface LegacyResult {
   history?: EpochRecord[];
 }
 
+/** The arithmetic a legacy result's epochs ran with ('strict' when it was not recorded). */
+function arithmeticOf(dir: string): FpMath {
+  const file = path.join(dir, 'result.json');
+  if (!fs.existsSync(file)) return 'strict';
+  return readJson<LegacyResult>(file, 'legacy result').history?.map((h) => h.fpmath).filter((f) => f !== undefined).pop() ?? 'strict';
+}
+
 /** Why a legacy oracle/copycat result cannot stand for the target config, or '' if it can. */
-function modelMismatch(dir: string, want: { architecture: string; epochs: number; trainImages?: number; testImages?: number; arithmetic: string }): string {
+function modelMismatch(dir: string, want: { architecture: string; epochs: number; trainImages?: number; testImages?: number }): string {
   const file = path.join(dir, 'result.json');
   if (!fs.existsSync(file) || !fs.existsSync(path.join(dir, 'model', 'model.json'))) return 'it never finished';
   const r = readJson<LegacyResult>(file, 'legacy result');
-  const fpmath = r.history?.map((h) => h.fpmath).filter(Boolean).pop() ?? 'strict';
   const diffs = [
     r.architecture !== want.architecture && `architecture ${r.architecture} ≠ ${want.architecture}`,
     (r.history?.length ?? -1) !== want.epochs && `${r.history?.length} epochs ≠ ${want.epochs}`,
     want.trainImages !== undefined && r.trainImages !== want.trainImages && `${r.trainImages} training images ≠ ${want.trainImages}`,
     want.testImages !== undefined && r.testImages !== want.testImages && `${r.testImages} test images ≠ ${want.testImages}`,
-    fpmath !== want.arithmetic && `arithmetic ${fpmath} ≠ ${want.arithmetic}`,
   ].filter(Boolean);
   return diffs.join(', ');
 }
@@ -114,10 +121,10 @@ export function adoptLegacyLayout(run: Run, targets: () => LegacyTargets, log: (
   let oracleAdopted = false;
   if (legacyOracle) {
     const why = modelMismatch(oracleDir, {
-      architecture: c.oracle.architecture, epochs: resolveTrainConfig(c.oracle.train).epochs, arithmetic: t.arithmetic,
+      architecture: c.oracle.architecture, epochs: resolveTrainConfig(c.oracle.train).epochs,
       trainImages: c.data.oracleTrainImages ?? 50000, testImages: c.data.testImages ?? 10000,
     });
-    oracleAdopted = settle('oracle', 'oracle', oracleDir, MODEL_PARTS, t.oracle, why, profile, log);
+    oracleAdopted = settle('oracle', 'oracle', oracleDir, MODEL_PARTS, t.oracle(arithmeticOf(oracleDir)), why, profile, log);
   }
   const adoptedSets = new Set<string>();
   for (const set of legacySets) {
@@ -139,7 +146,8 @@ export function adoptLegacyLayout(run: Run, targets: () => LegacyTargets, log: (
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   if (legacyCache) {
-    const to = oracleAdopted && !fs.existsSync(t.answersFile) ? t.answersFile : path.join(stolenDir, `legacy-${stamp()}-queries.jsonl`);
+    const answers = oracleAdopted ? t.answersFile() : '';
+    const to = answers && !fs.existsSync(answers) ? answers : path.join(stolenDir, `legacy-${stamp()}-queries.jsonl`);
     fs.renameSync(path.join(stolenDir, 'queries.jsonl'), to);
     log(`stolen: the answers paid before step keys are now ${path.relative(run.dir, to)}`);
   }
@@ -151,8 +159,8 @@ export function adoptLegacyLayout(run: Run, targets: () => LegacyTargets, log: (
     const missing = parts.filter((p) => !adoptedSets.has(p));
     const why = [
       missing.length && `its stolen set ${missing.join(' and ')} was not adopted`,
-      modelMismatch(from, { architecture: c.copycat.architecture, epochs: resolveTrainConfig(c.copycat.train).epochs, arithmetic: t.arithmetic }),
+      modelMismatch(from, { architecture: c.copycat.architecture, epochs: resolveTrainConfig(c.copycat.train).epochs }),
     ].filter(Boolean).join(', ');
-    settle('copycat', set, from, MODEL_PARTS, t.copycat(set), why, profile, log);
+    settle('copycat', set, from, MODEL_PARTS, t.copycat(set, arithmeticOf(from)), why, profile, log);
   }
 }

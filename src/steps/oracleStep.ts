@@ -34,7 +34,7 @@ export interface OracleResult {
  */
 export async function trainOracle(run: Run, hooks: StepHooks = {}): Promise<OracleResult> {
   const log = stepLog(hooks);
-  const v = oracleVariant(run);
+  const v = oracleVariant(run, undefined, hooks.force);
   if (beginVariant(v, { label: 'oracle', force: hooks.force, log }) === 'reuse') return readJson<OracleResult>(v.result, 'oracle result');
   assertTrainingBackend('oracle training');
   const t0 = Date.now();

@@ -43,9 +43,9 @@ interface AnyResult {
 export function currentKeys(run: Run): Set<string> {
   const keys = new Set<string>();
   for (const arithmetic of FPMATH_MODES) {
-    keys.add(oracleVariant(run, arithmetic).key);
+    keys.add(oracleVariant(run, arithmetic, true).key);
     for (const set of run.config.copycat.sets) {
-      keys.add(copycatVariant(run, set, arithmetic).key);
+      keys.add(copycatVariant(run, set, arithmetic, true).key);
       for (const part of stolenPartsOf(set)) keys.add(stolenVariant(run, part, arithmetic).key);
     }
     for (const part of ['NPD-SL', 'PD-SL'] as const) keys.add(stolenVariant(run, part, arithmetic).key);

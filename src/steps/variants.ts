@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { FpMath, processFpMath } from '../backend';
+import { FpMath, FPMATH_MODES, processFpMath } from '../backend';
 import { ExperimentConfig, PROFILES, ProfileName } from '../config';
 import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
 import { adoptLegacyLayout } from './legacyLayout';
@@ -73,7 +73,20 @@ function variant(run: Run, kind: StepKind, name: string, settings: unknown, upst
   return { ...variantPaths(dir), kind, name, key, inputs: { ...inputs, key } };
 }
 
-const oracleOf = (run: Run, arithmetic: FpMath): Variant => variant(run, 'oracle', 'oracle', pick.oracle(run.config), {}, arithmetic);
+/**
+ * The variant of `arithmetic`, unless only a finished twin made in the other arithmetic exists: then
+ * that one. A process that trains copycats with bf16 products (COPYCAT_FPMATH=bf16) must still find the
+ * oracle trained in float32, not train another; `exact` (force, a prune) asks for the variant itself.
+ */
+function finishedTwin(make: (a: FpMath) => Variant, arithmetic: FpMath, exact = false): Variant {
+  const own = make(arithmetic);
+  if (exact || fs.existsSync(own.dir)) return own;
+  const twin = FPMATH_MODES.filter((a) => a !== arithmetic).map(make).find((v) => fs.existsSync(v.result));
+  return twin ?? own;
+}
+
+const oracleOf = (run: Run, arithmetic: FpMath, exact = false): Variant =>
+  finishedTwin((a) => variant(run, 'oracle', 'oracle', pick.oracle(run.config), {}, a), arithmetic, exact);
 
 /**
  * A stolen-label set's variant: the labels depend on the oracle and on the images asked, not on the
@@ -84,45 +97,47 @@ const stolenOf = (run: Run, set: StolenSetName, arithmetic: FpMath): Variant =>
 
 const answersKeyOf = (run: Run, arithmetic: FpMath): string => keyOf({ oracle: oracleOf(run, arithmetic).key, mode: run.config.query.mode });
 
-function copycatOf(run: Run, set: string, arithmetic: FpMath): Variant {
-  const upstream: Record<string, string> = { oracle: oracleOf(run, arithmetic).key };
-  for (const part of stolenPartsOf(set)) upstream[`stolen ${part}`] = stolenOf(run, part, arithmetic).key;
-  return variant(run, 'copycat', set, pick.copycat(run.config), upstream, arithmetic);
+function copycatOf(run: Run, set: string, arithmetic: FpMath, exact = false): Variant {
+  return finishedTwin((a) => {
+    const upstream: Record<string, string> = { oracle: oracleOf(run, arithmetic).key };
+    for (const part of stolenPartsOf(set)) upstream[`stolen ${part}`] = stolenOf(run, part, arithmetic).key;
+    return variant(run, 'copycat', set, pick.copycat(run.config), upstream, a);
+  }, arithmetic, exact);
 }
 
 /** Runs made before step keys are moved into variant folders the first time a step looks (legacyLayout.ts). */
-function adopted(run: Run, arithmetic: FpMath): void {
+function adopted(run: Run): void {
   adoptLegacyLayout(run, () => ({
-    config: run.config, arithmetic,
-    oracle: oracleOf(run, arithmetic),
-    stolen: (set) => stolenOf(run, set, arithmetic),
-    copycat: (set) => copycatOf(run, set, arithmetic),
-    answersFile: answersFile(run, answersKeyOf(run, arithmetic)),
+    config: run.config,
+    oracle: (a) => oracleOf(run, a, true),
+    stolen: (set) => stolenOf(run, set, processFpMath()),
+    copycat: (set, a) => copycatOf(run, set, a, true),
+    answersFile: () => answersFile(run, answersKeyOf(run, processFpMath())),
   }));
 }
 
-/** The oracle variant of the run's config. */
-export function oracleVariant(run: Run, arithmetic: FpMath = processFpMath()): Variant {
-  adopted(run, arithmetic);
-  return oracleOf(run, arithmetic);
+/** The oracle variant of the run's config (`exact`: in this arithmetic only, see finishedTwin). */
+export function oracleVariant(run: Run, arithmetic: FpMath = processFpMath(), exact = false): Variant {
+  adopted(run);
+  return oracleOf(run, arithmetic, exact);
 }
 
 /** The stolen-label set variant of the run's config (it reads the oracle's). */
 export function stolenVariant(run: Run, set: StolenSetName, arithmetic: FpMath = processFpMath()): Variant {
-  adopted(run, arithmetic);
+  adopted(run);
   return stolenOf(run, set, arithmetic);
 }
 
 /** The query cache of the run's oracle in the run's answer mode: every answer paid to it, whichever set asked. */
 export function answersFileFor(run: Run, arithmetic: FpMath = processFpMath()): string {
-  adopted(run, arithmetic);
+  adopted(run);
   return answersFile(run, answersKeyOf(run, arithmetic));
 }
 
 /** A copycat's variant: its own settings, the stolen sets it learns from, and the oracle it is scored against. */
-export function copycatVariant(run: Run, set: string, arithmetic: FpMath = processFpMath()): Variant {
-  adopted(run, arithmetic);
-  return copycatOf(run, set, arithmetic);
+export function copycatVariant(run: Run, set: string, arithmetic: FpMath = processFpMath(), exact = false): Variant {
+  adopted(run);
+  return copycatOf(run, set, arithmetic, exact);
 }
 
 export const isFinished = (v: Pick<Variant, 'result'>): boolean => fs.existsSync(v.result);
@@ -169,7 +184,8 @@ export function beginVariant(v: Variant, opts: { label: string; force?: boolean;
   if (!opts.force && isFinished(v)) {
     const rec = fs.existsSync(v.record) ? readStepRecord(v.record) : undefined;
     const made = fs.statSync(v.result).mtime.toISOString();
-    opts.log(`${opts.label}: reused (key ${v.key}, made ${when(made)}${rec?.adopted ? `, ${rec.adopted}` : ''})`);
+    const other = v.inputs.arithmetic !== processFpMath() ? `, computed with ${v.inputs.arithmetic} arithmetic` : '';
+    opts.log(`${opts.label}: reused (key ${v.key}, made ${when(made)}${other}${rec?.adopted ? `, ${rec.adopted}` : ''})`);
     return 'reuse';
   }
   if (opts.force) {
