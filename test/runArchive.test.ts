@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { archivable, archiveRun, MANIFEST, readManifest, restoreRun } from '../src/run/archive';
+import { spawnSync } from 'child_process';
+import { archivable, archiveRun, MANIFEST, readManifest, restoreRun, slimArchive } from '../src/run/archive';
 import { tempDir } from './tempDirs';
 
 /** A run directory shaped like a real one: a finished oracle and member, one member still training. */
@@ -111,5 +112,45 @@ describe('run archive', () => {
     assert.ok(m.files.some((f) => f.path === 'experiments/members/g/s2/model/model.json'));
     assert.ok(!fs.existsSync(path.join(out, 'experiments/members/g/s2/checkpoints/latest.json')));
     assert.ok(!fs.existsSync(path.join(out, 'experiments/members/g/s2/checkpoints')), 'emptied folders go too');
+  });
+
+  it('keeps heavy files in git history only and restores them from the commit archive.json names, MD5-checked', () => {
+    const repo = tempDir('archive-repo-');
+    const git = (...args: string[]) => {
+      const r = spawnSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd: repo, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    git('init', '-q');
+    const run = fakeRun();
+    const out = path.join(repo, 'reference', 'full-1');
+    archiveRun(run, out);
+    git('add', '-A');
+    git('commit', '-q', '-m', 'archive');
+    const commit = git('rev-parse', 'HEAD');
+    const gone = slimArchive(out, (rel) => rel === 'config.json' || rel.startsWith('oracle/') || rel.startsWith('stolen/'), commit);
+    assert.deepEqual(gone.sort(), ['experiments/ensembles/w48s1s2-flip.json', 'experiments/members/g/recipe.json', 'experiments/members/g/s1/model/model.json',
+      'experiments/members/g/s1/result.json', 'experiments/members/g/s2/checkpoints/epoch-0006/optimizer.bin', 'experiments/members/g/s2/checkpoints/latest.json']);
+    assert.ok(!fs.existsSync(path.join(out, 'experiments')), 'the members left the tree');
+    assert.equal(readManifest(out).history?.commit, commit);
+    git('add', '-A');
+    git('commit', '-q', '-m', 'slim');
+
+    const target = tempDir('archive-from-history-');
+    assert.deepEqual(restoreRun(out, target), { written: 13, unchanged: 0 });
+    assert.deepEqual(fs.readFileSync(path.join(target, 'experiments/members/g/s1/model/model.json'), 'utf8'), '{"s1":1}');
+    // Packing the run again leaves what history holds in history.
+    archiveRun(run, out);
+    assert.ok(!fs.existsSync(path.join(out, 'experiments')));
+    assert.equal(readManifest(out).files.filter((f) => f.inHistory).length, 6);
+
+    // A manifest whose MD5 does not match the bytes in history is refused, naming the commit.
+    const m = readManifest(out);
+    m.files.find((f) => f.path === 'experiments/members/g/recipe.json')!.md5 = '0'.repeat(32);
+    fs.writeFileSync(path.join(out, MANIFEST), JSON.stringify(m));
+    assert.throws(() => restoreRun(out, tempDir('archive-bad-')), new RegExp(`recipe\\.json \\(from commit ${commit}\\) is corrupt`));
+    m.history = { commit: '1'.repeat(40) };
+    fs.writeFileSync(path.join(out, MANIFEST), JSON.stringify(m));
+    assert.throws(() => restoreRun(out, tempDir('archive-bad-')), /git has no reference\/full-1\/experiments\/.* at commit 1{40}/);
   });
 });

@@ -2,6 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
+import { spawnSync } from 'child_process';
 import { cpuHasAmxBf16, readCpuInfo } from '../cpu';
 import { writeFileAtomic } from '../io';
 import { VIEW_CACHE_DIR } from './layout';
@@ -31,6 +32,11 @@ export interface ArchivedFile {
   md5: string;
   /** Stored as `path`.gz in the archive. */
   gzip?: boolean;
+  /**
+   * Not in the archive folder any more: its stored bytes are in git history, at the manifest's
+   * `history.commit` (heavy weights leave the tree; a clone still has them).
+   */
+  inHistory?: boolean;
 }
 
 export interface ArchiveManifest {
@@ -42,6 +48,8 @@ export interface ArchiveManifest {
   /** Where it was made: the CPU decides the digits of seeded runs. */
   cpu: string;
   files: ArchivedFile[];
+  /** The commit whose tree still holds the files marked inHistory, at the same place (see slimArchive). */
+  history?: { commit: string };
 }
 
 const md5 = (buf: Buffer): string => crypto.createHash('md5').update(buf).digest('hex');
@@ -99,6 +107,9 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
     throw new Error(`archive: ${runDir} is not a run directory (no config.json)`);
   }
   fs.mkdirSync(outDir, { recursive: true });
+  // Files an earlier slimArchive left in git history stay there when the run still has them unchanged.
+  const before = fs.existsSync(path.join(outDir, MANIFEST)) ? readManifest(outDir) : undefined;
+  const inHistory = new Map((before?.files ?? []).filter((f) => f.inHistory).map((f) => [f.path, f]));
   const files: ArchivedFile[] = [];
   for (const rel of walk(runDir).filter((r) => archivable(runDir, r))) {
     let buf: Buffer;
@@ -109,6 +120,11 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`archive: ${rel} vanished while packing (a checkpoint replaced by a running training?); pack again, or after the training stops`);
       throw e;
     }
+    const old = inHistory.get(rel);
+    if (old && old.md5 === md5(buf)) {
+      files.push(old);
+      continue;
+    }
     // Text compresses 3-4x (the stolen sets and the cache are mostly hex hashes); weights do not.
     const gzip = rel.endsWith('.jsonl') || (rel.endsWith('.json') && buf.length > GZIP_JSON_ABOVE);
     const stored = path.join(outDir, gzip ? `${rel}.gz` : rel);
@@ -117,7 +133,7 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
     writeFileAtomic(stored, gzip ? zlib.gzipSync(buf, { level: 9 }) : buf);
     files.push({ path: rel, bytes: buf.length, md5: md5(buf), ...(gzip ? { gzip } : {}) });
   }
-  const keep = new Set([MANIFEST, ...files.map((f) => (f.gzip ? `${f.path}.gz` : f.path))]);
+  const keep = new Set([MANIFEST, ...files.filter((f) => !f.inHistory).map((f) => (f.gzip ? `${f.path}.gz` : f.path))]);
   for (const rel of walk(outDir)) {
     if (!keep.has(rel)) {
       fs.rmSync(path.join(outDir, rel));
@@ -127,6 +143,7 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
   removeEmptyDirs(outDir);
   const manifest: ArchiveManifest = {
     format: ARCHIVE_FORMAT, version: 1, created: new Date().toISOString(), run: path.basename(path.resolve(runDir)), cpu: cpuModel(), files,
+    ...(files.some((f) => f.inHistory) && before?.history ? { history: before.history } : {}),
   };
   writeFileAtomic(path.join(outDir, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
   const total = files.reduce((t, f) => t + f.bytes, 0);
@@ -162,10 +179,9 @@ export function restoreRun(archiveDir: string, runDir: string, log: (s: string) 
   for (const f of m.files) {
     if (f.path.split('/').includes('..') || path.isAbsolute(f.path)) throw new Error(`restore: ${MANIFEST} names a path outside the run: '${f.path}'`);
     const stored = path.join(archiveDir, f.gzip ? `${f.path}.gz` : f.path);
-    if (!fs.existsSync(stored)) throw new Error(`restore: ${stored} is missing from the archive (listed in ${MANIFEST})`);
-    const raw = fs.readFileSync(stored);
+    const raw = storedBytes(archiveDir, m, f, stored);
     const buf = f.gzip ? zlib.gunzipSync(raw) : raw;
-    if (md5(buf) !== f.md5) throw new Error(`restore: ${stored} is corrupt: MD5 ${md5(buf)}, ${MANIFEST} expects ${f.md5}`);
+    if (md5(buf) !== f.md5) throw new Error(`restore: ${stored}${f.inHistory ? ` (from commit ${m.history?.commit})` : ''} is corrupt: MD5 ${md5(buf)}, ${MANIFEST} expects ${f.md5}`);
     const target = path.join(runDir, f.path);
     if (fs.existsSync(target)) {
       if (md5(fs.readFileSync(target)) === f.md5) unchanged++;
@@ -188,4 +204,59 @@ export function restoreRun(archiveDir: string, runDir: string, log: (s: string) 
   }
   log(`restored ${plan.length} files into ${runDir} (${unchanged} already there); archived on ${m.created} from ${m.cpu}`);
   return { written: plan.length, unchanged };
+}
+
+/** The git work tree and the path of `file` inside it (git needs both to read a file of another commit). */
+function gitPlace(file: string): { root: string; rel: string } {
+  // A slimmed archive lacks the file's folder: ask git from the nearest folder that is still there.
+  let dir = path.dirname(path.resolve(file));
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const r = spawnSync('git', ['rev-parse', '--show-toplevel'], { cwd: dir, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`restore: ${file} is kept in git history, but ${dir} is not inside a git clone (${r.stderr.trim()})`);
+  const root = r.stdout.trim();
+  return { root, rel: path.relative(root, path.resolve(file)).split(path.sep).join('/') };
+}
+
+/** The bytes git holds for `file` at `commit`, or an error naming both. */
+export function bytesAtCommit(file: string, commit: string): Buffer {
+  const { root, rel } = gitPlace(file);
+  const r = spawnSync('git', ['show', `${commit}:${rel}`], { cwd: root, maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`restore: git has no ${rel} at commit ${commit} (${r.stderr.toString().trim()}); a shallow clone lacks history: 'git fetch --unshallow'`);
+  return r.stdout;
+}
+
+function storedBytes(archiveDir: string, m: ArchiveManifest, f: ArchivedFile, stored: string): Buffer {
+  if (fs.existsSync(stored)) return fs.readFileSync(stored);
+  if (!f.inHistory) throw new Error(`restore: ${stored} is missing from the archive (listed in ${MANIFEST})`);
+  if (!m.history?.commit) throw new Error(`restore: ${MANIFEST} marks ${f.path} as kept in history but names no history.commit`);
+  return bytesAtCommit(stored, m.history.commit);
+}
+
+/**
+ * Takes the files that `keep` rejects out of an archive folder: each must be in git at `commit` (the
+ * commit that has them, normally HEAD) with the same MD5, then it is deleted from the folder and marked
+ * inHistory, so `restoreRun` fetches it from that commit. Git then carries the weights in history only:
+ * a checkout stays small, and `git rm` is all that is left to do. Returns the paths taken out.
+ */
+export function slimArchive(archiveDir: string, keep: (rel: string) => boolean, commit: string, log: (s: string) => void = () => {}): string[] {
+  const m = readManifest(archiveDir);
+  if (m.history && m.history.commit !== commit && m.files.some((f) => f.inHistory)) {
+    throw new Error(`slim: ${MANIFEST} already keeps files at commit ${m.history.commit}; restore them and pack again before naming another commit`);
+  }
+  const out: string[] = [];
+  for (const f of m.files) {
+    if (f.inHistory || keep(f.path)) continue;
+    const stored = path.join(archiveDir, f.gzip ? `${f.path}.gz` : f.path);
+    const raw = bytesAtCommit(stored, commit);
+    const buf = f.gzip ? zlib.gunzipSync(raw) : raw;
+    if (md5(buf) !== f.md5) throw new Error(`slim: ${f.path} at commit ${commit} has MD5 ${md5(buf)}, ${MANIFEST} expects ${f.md5}; commit the archive first`);
+    fs.rmSync(stored, { force: true });
+    f.inHistory = true;
+    out.push(f.path);
+  }
+  removeEmptyDirs(archiveDir);
+  const slim: ArchiveManifest = { ...m, history: { commit } };
+  writeFileAtomic(path.join(archiveDir, MANIFEST), JSON.stringify(slim, null, 2) + '\n');
+  log(`kept ${out.length} file(s) in git history only (commit ${commit}); ${m.files.length - out.length - m.files.filter((f) => f.inHistory && !out.includes(f.path)).length} stay in the tree`);
+  return out;
 }
