@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { canonicalJson, formatChanges, keyOf, openRun, settingChanges } from '../src/run';
 import { variantRows } from '../src/steps/runVariants';
+import { readStolenLabels } from '../src/steps/stealStep';
 import { copycatVariant, oracleVariant, readStepRecord, stolenVariant } from '../src/steps/variants';
 import { tmpDir } from './oracleFixtures';
 
@@ -11,6 +12,14 @@ function put(dir: string, rel: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
 }
+
+/** A valid stolen-label file of n images, as labelImages writes it. */
+const stolenSet = (name: string, n: number, answer: unknown) => ({
+  format: 'copycat-stolen-labels', version: 1, name, createdAt: '2026-12-01T00:00:00.000Z', n, height: 32, width: 32,
+  oracle: { name: 'oracle of run legacy', kind: 'local', answer, numClasses: 10, classNames: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'], pricePer1000: 1 },
+  hashes: Array.from({ length: n }, (_, i) => i.toString(16).padStart(40, '0')), labels: Array.from({ length: n }, (_, i) => i % 3),
+  queries: { distinct: n, askedThisCall: n, fromCache: 0, duplicates: 0 }, cost: { usd: n / 1000, thisCallUsd: n / 1000, pricePer1000: 1 }, cacheFile: 'stolen/queries.jsonl',
+});
 
 const history = (n: number) => Array.from({ length: n }, (_, i) => ({ epoch: i + 1, fpmath: 'strict' }));
 
@@ -56,8 +65,8 @@ describe('runs made before step keys', () => {
     // The smoke profile: 1000 oracle images, 500 test images, 2 epochs, resnet-9; 1000 NPD, 500 PD.
     put(dir, 'oracle/result.json', { architecture: 'resnet-9', trainImages: 1000, testImages: 500, history: history(2), metrics: { accuracy: 0.3, macroAverage: 0.2 } });
     put(dir, 'oracle/model/model.json', '{}');
-    put(dir, 'stolen/NPD-SL.json', { n: 1000, oracle: { answer: { mode: 'label' } } });
-    put(dir, 'stolen/PD-SL.json', { n: 500, oracle: { answer: 'label' } });
+    put(dir, 'stolen/NPD-SL.json', stolenSet('NPD-SL', 1000, { mode: 'label' }));
+    put(dir, 'stolen/PD-SL.json', stolenSet('PD-SL', 500, 'label'));
     put(dir, 'stolen/queries.jsonl', '{"header":1}\n');
     put(dir, 'stolen/summary.json', '{}');
     put(dir, 'copycats/NPD-SL/result.json', { architecture: 'resnet-9', history: history(2), metrics: { accuracy: 0.25, macroAverage: 0.2 }, agreement: 0.5, performanceOverTarget: 1 });
@@ -79,7 +88,13 @@ describe('runs made before step keys', () => {
     assert.ok(fs.existsSync(path.join(oracle.dir, 'result.json')) && fs.existsSync(path.join(oracle.model, 'model.json')));
     assert.equal(readStepRecord(oracle.record).adopted, 'adopted from the layout before step keys');
     assert.ok(!fs.existsSync(path.join(dir, 'oracle', 'result.json')));
-    for (const set of ['NPD-SL', 'PD-SL'] as const) assert.ok(fs.existsSync(path.join(stolenVariant(run, set, 'strict').dir, `${set}.json`)), set);
+    for (const set of ['NPD-SL', 'PD-SL'] as const) {
+      const v = stolenVariant(run, set, 'strict');
+      assert.ok(fs.existsSync(path.join(v.dir, `${set}.json`)), set);
+      // Finished as stealLabels leaves a set: its summary is there, so notebooks 02-04 read it back.
+      assert.equal(readStolenLabels(run, set).n, set === 'NPD-SL' ? 1000 : 500);
+      assert.deepEqual(JSON.parse(fs.readFileSync(v.result, 'utf8')).histogram.rows.slice(0, 4).map((r: { count: number }) => r.count), set === 'NPD-SL' ? [334, 333, 333, 0] : [167, 167, 166, 0]);
+    }
     assert.ok(!fs.existsSync(path.join(dir, 'stolen', 'summary.json')), 'the derived summary is dropped');
     assert.ok(fs.readdirSync(path.join(dir, 'stolen')).some((f) => /^answers-[0-9a-f]{12}\.jsonl$/.test(f)), 'the paid answers stay, under the oracle key');
     assert.ok(fs.existsSync(copycatVariant(run, 'NPD-SL', 'strict').result));

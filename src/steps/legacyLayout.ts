@@ -4,7 +4,9 @@ import type { FpMath } from '../backend';
 import type { ExperimentConfig } from '../config';
 import { normalizeAnswerSpec } from '../oracle/answers';
 import { readJson, Run, STEP_FILE, stolenFile, writeJson } from '../run';
+import { labelHistogram, loadStolenLabels } from '../stolenLabels';
 import { resolveTrainConfig, type EpochRecord } from '../train';
+import { CIFAR10_CLASSES } from '../types';
 
 /**
  * Runs made before step keys kept one oracle, one labeling and one copycat per set directly in
@@ -71,6 +73,16 @@ function settle(step: string, name: string, from: string, names: string[], targe
   });
   log(`${name}: the result made before step keys does not match the current config (${reason}); kept in ${dir}, not reused`);
   return false;
+}
+
+/** The result.json a stolen variant gets when its labels were made before step keys (what stealLabels writes). */
+function writeStolenSummary(run: Run, target: Target, set: string): void {
+  const file = stolenFile(target.dir, set);
+  const s = loadStolenLabels(file);
+  writeJson(path.join(target.dir, 'result.json'), {
+    n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
+    histogram: labelHistogram(s.labels, s.oracle.classNames ?? CIFAR10_CLASSES), file: path.relative(run.dir, file), key: target.key,
+  });
 }
 
 interface LegacyResult {
@@ -142,7 +154,10 @@ export function adoptLegacyLayout(run: Run, targets: () => LegacyTargets, log: (
     const tmp = path.join(stolenDir, `.legacy-${set}`);
     fs.mkdirSync(tmp, { recursive: true });
     fs.renameSync(file, stolenFile(tmp, set));
-    if (settle('stolen', set, tmp, [`${set}.json`], target, why, profile, log)) adoptedSets.add(set);
+    if (settle('stolen', set, tmp, [`${set}.json`], target, why, profile, log)) {
+      adoptedSets.add(set);
+      writeStolenSummary(run, target, set);
+    }
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   if (legacyCache) {
