@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { requireVenvTool, VENV } from './jupyterFixture';
 import { notebookJson } from './notebookFixture';
 
 /**
@@ -13,7 +14,6 @@ import { notebookJson } from './notebookFixture';
  */
 
 const ROOT = path.resolve(__dirname, '..');
-const VENV = process.env.COPYCAT_VENV ?? path.join(ROOT, '.venv');
 
 interface Cell { cell_type: string; source: string; outputs?: Output[] }
 interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, string | string[]> }
@@ -33,12 +33,7 @@ describe('notebook kernel (tslab via nbclient)', function () {
   let tmp = '';
 
   before(function () {
-    if (!fs.existsSync(path.join(VENV, 'bin', 'jupyter'))) {
-      const why = `no Jupyter venv at ${VENV} (run 'npm run lab:setup')`;
-      if (process.env.COPYCAT_REQUIRE_JUPYTER === '1') throw new Error(`COPYCAT_REQUIRE_JUPYTER=1 but ${why}`);
-      console.log(`      SKIPPED notebook kernel tests: ${why}`);
-      this.skip();
-    }
+    requireVenvTool(this, 'jupyter', 'notebook kernel tests');
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-kernel-'));
   });
 
@@ -118,6 +113,69 @@ describe('notebook kernel (tslab via nbclient)', function () {
     const outs = cells[1].outputs ?? [];
     assert.equal(str(outs.find((o) => o.data)?.data?.['text/plain']), 'update 1499');
     assert.equal(outs.filter((o) => o.output_type === 'stream').map((o) => str(o.text)).join(''), 'after the updates\n');
+  });
+
+  it('echoes progress bars and step lines to the terminal, named by notebook (a log: sparse lines, no carriage returns)', () => {
+    const file = path.join(tmp, '03_echo.ipynb');
+    fs.writeFileSync(file, notebook([
+      `${LOAD_SRC}\nconst pr = src('progress');\nconsole.log('oracle: reused (key 3f2a)');\nconsole.log('| a table | row |');`,
+      `const p = pr.progress(30, { label: 'copycat NPD-SL', unit: 'step' });\n` +
+        `for (let i = 0; i < 30; i++) { await new Promise((r) => setTimeout(r, 50)); p.tick(1, { epoch: (i < 15 ? 1 : 2) + '/2' }); }\np.finish();`,
+    ]));
+    const statusFile = path.join(tmp, 'echo-status.json');
+    const lines = runNotebooks([file, '--progress', 'lines', '--progress-every', '0', '--status-file', statusFile]);
+    assert.equal(lines.status, 0, `runner failed:\n${lines.stdout}\n${lines.stderr}`);
+    const status = JSON.parse(fs.readFileSync(statusFile, 'utf8'));
+    assert.deepEqual([status.exitCode, status.failed, status.notebooks[0].state], [0, null, 'ok']);
+    const out = lines.stdout.split('\n');
+    assert.ok(out.includes('[03_echo] oracle: reused (key 3f2a)'), lines.stdout);
+    assert.ok(!lines.stdout.includes('a table'), 'only step lines are echoed, not every print');
+    const bars = out.filter((l) => l.startsWith('[03_echo] copycat NPD-SL '));
+    assert.ok(bars.length >= 2, `progress lines:\n${lines.stdout}`);
+    assert.ok(bars.some((l) => /^\[03_echo\] copycat NPD-SL \d+\/30 \(\d+%\) .* ETA \d+s epoch=1\/2$/.test(l)), `a line with step, ETA, epoch:\n${lines.stdout}`);
+    assert.match(bars[bars.length - 1], /^\[03_echo\] copycat NPD-SL 30\/30 \(100%\) .* took \S+ epoch=2\/2$/);
+    assert.ok(!lines.stdout.includes('\r'), 'no carriage returns in a log');
+  });
+
+  it('on a tty the echo rewrites one line in place, keeps step lines above it and each finished bar as a line', () => {
+    // The tty side of the same echo, fed kernel messages directly (a kernel run costs seconds; the hook
+    // that feeds it is covered above).
+    const script = `
+import io, sys
+sys.path.insert(0, ${JSON.stringify(path.join(ROOT, 'scripts'))})
+from notebook_echo import TerminalEcho
+out = io.StringIO()
+e = TerminalEcho("03_copycat", "tty", stream=out)
+upd = lambda did, t, k="update_display_data": e.message({"msg_type": k, "content": {"data": {"text/plain": t}, "transient": {"display_id": did}}})
+upd("a", "copycat NPD-SL 0/30", "display_data")
+upd("a", "copycat NPD-SL 10/30 ETA 20s epoch=1/2")
+e.message({"msg_type": "stream", "content": {"name": "stdout", "text": "copycat NPD-SL: resumed\\nnot a step\\n"}})
+e.message({"msg_type": "display_data", "content": {"data": {"text/plain": "a table"}, "transient": {}}})
+upd("a", "copycat NPD-SL 30/30 took 30s epoch=2/2")
+upd("b", "copycat PD-SL 1/30", "display_data")
+e.close()
+sys.stdout.write(out.getvalue())`;
+    const r = spawnSync(path.join(VENV, 'bin', 'python'), ['-c', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const C = '\r\x1b[K';
+    assert.equal(r.stdout, `${C}[03_copycat] copycat NPD-SL 0/30${C}[03_copycat] copycat NPD-SL 10/30 ETA 20s epoch=1/2` +
+      `${C}[03_copycat] copycat NPD-SL: resumed\n[03_copycat] copycat NPD-SL 10/30 ETA 20s epoch=1/2` +
+      `${C}[03_copycat] copycat NPD-SL 30/30 took 30s epoch=2/2\n${C}[03_copycat] copycat PD-SL 1/30\n`);
+  });
+
+  it('--status-file names the failing notebook and the cell; later notebooks stay "not run"', () => {
+    const bad = path.join(tmp, '02_bad.ipynb');
+    const later = path.join(tmp, '03_later.ipynb');
+    fs.writeFileSync(bad, notebook([`const b = 2;`, `throw new Error('no stolen labels');`]));
+    fs.writeFileSync(later, notebook([`const c = 3;`]));
+    const statusFile = path.join(tmp, 'status.json');
+    const r = runNotebooks([bad, later, '--status-file', statusFile]);
+    assert.equal(r.status, 1);
+    const status = JSON.parse(fs.readFileSync(statusFile, 'utf8'));
+    assert.equal(status.failed, '02_bad');
+    assert.equal(status.exitCode, 1);
+    assert.deepEqual(status.notebooks.map((n: { name: string; state: string }) => `${n.name}:${n.state}`), ['02_bad:failed', '03_later:not run']);
+    assert.equal(status.notebooks[0].cell, 1);
   });
 
   it('a failing cell or a type error exits non-zero and prints notebook, cell index, source and the error text', () => {

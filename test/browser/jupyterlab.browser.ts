@@ -2,13 +2,13 @@ import { strict as assert } from 'assert';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { CHROMIUM_ARGS, findChromium, linePlotFigure, saveChartPng } from '../../src/plots';
 import { dataDir, ensureDir } from '../../src/paths';
 import { notebookJson } from '../notebookFixture';
+import { freePort, stopServer, waitForServer } from './labServer';
 
 /**
  * Real-browser check (not part of `npm test`: ~30-60 s, needs Debian's chromium + the project venv):
@@ -21,32 +21,6 @@ import { notebookJson } from '../notebookFixture';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const VENV = process.env.COPYCAT_VENV ?? path.join(ROOT, '.venv');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForServer(url: string, server: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (server.exitCode !== null) throw new Error(`jupyter lab exited with ${server.exitCode}:\n${log()}`);
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`jupyter lab did not answer ${url} within ${timeoutMs} ms:\n${log()}`);
-}
 
 const notebook = notebookJson;
 
@@ -70,13 +44,7 @@ describe('browser: executed notebook in JupyterLab (chromium + playwright-core)'
 
   after(() => {
     // The server runs in its own process group (detached) so its kernels go with it.
-    if (server?.pid && server.exitCode === null) {
-      try {
-        process.kill(-server.pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
+    stopServer(server);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
