@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { requireVenvTool } from './jupyterFixture';
 import { tmpDir } from './oracleFixtures';
 import { npdFolder, tinyOverrides } from './stepFixtures';
 
@@ -14,7 +15,6 @@ import { npdFolder, tinyOverrides } from './stepFixtures';
  */
 
 const ROOT = path.resolve(__dirname, '..');
-const VENV = process.env.COPYCAT_VENV ?? path.join(ROOT, '.venv');
 
 interface Output { text?: string | string[]; data?: Record<string, string | string[]> }
 const str = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
@@ -29,12 +29,7 @@ describe('notebook loop: change a copycat parameter in 03 and re-run it (tslab k
   let tmp = '';
 
   before(function () {
-    if (!fs.existsSync(path.join(VENV, 'bin', 'jupyter'))) {
-      const why = `no Jupyter venv at ${VENV} (run 'npm run lab:setup')`;
-      if (process.env.COPYCAT_REQUIRE_JUPYTER === '1') throw new Error(`COPYCAT_REQUIRE_JUPYTER=1 but ${why}`);
-      console.log(`      SKIPPED notebook loop test: ${why}`);
-      this.skip();
-    }
+    requireVenvTool(this, 'jupyter', 'notebook loop test');
     tmp = tmpDir('nb-loop');
   });
 

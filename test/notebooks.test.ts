@@ -2,8 +2,9 @@ import { strict as assert } from 'assert';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
+import { freePort } from './browser/labServer';
+import { requireVenvTool, VENV } from './jupyterFixture';
 import { tempDir } from './tempDirs';
 
 /**
@@ -15,7 +16,6 @@ import { tempDir } from './tempDirs';
  */
 
 const ROOT = path.resolve(__dirname, '..');
-const VENV = process.env.COPYCAT_VENV ?? path.join(ROOT, '.venv');
 const HOOK = path.join(ROOT, 'scripts/jupyter_strip_outputs.py');
 
 interface Cell { cell_type: string; id?: string; metadata?: Record<string, unknown>; outputs?: unknown[]; execution_count?: number | null; source: string | string[] }
@@ -53,17 +53,6 @@ function assertKept(nb: Notebook, where: string): void {
   assert.deepEqual(nb, executedNotebook(), `${where}: an executed copy must keep its outputs`);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 describe('tracked notebooks', () => {
   it('carry no outputs and no execution counts (git ls-files notebooks/*.ipynb)', function () {
     const ls = spawnSync('git', ['ls-files', '-z', '--', 'notebooks/*.ipynb'], { cwd: ROOT, encoding: 'utf8' });
@@ -96,12 +85,7 @@ describe('notebook pre-save hook (scripts/jupyter_strip_outputs.py)', function (
   let serverLog = '';
 
   before(function () {
-    if (!fs.existsSync(path.join(VENV, 'bin', 'jupyter-server'))) {
-      const why = `no Jupyter venv at ${VENV} (run 'npm run lab:setup')`;
-      if (process.env.COPYCAT_REQUIRE_JUPYTER === '1') throw new Error(`COPYCAT_REQUIRE_JUPYTER=1 but ${why}`);
-      console.log(`      SKIPPED notebook pre-save hook tests: ${why}`);
-      this.skip();
-    }
+    requireVenvTool(this, 'jupyter-server', 'notebook pre-save hook tests');
     tmp = tempDir('cc-strip-');
   });
 
