@@ -14,6 +14,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { parseBackendChoice } from '../src/backend';
 import { DEFAULT_PROFILE, PROFILES, resolveConfig } from '../src/config';
 import { checkDataSources, formatSourceChecks } from '../src/data/sources';
 import { projectRoot } from '../src/paths';
@@ -64,6 +65,27 @@ function fail(plan: Plan, from: string, why: string, code: number): never {
   process.exit(code);
 }
 
+/**
+ * `npm install` then `npm run reproduce` is the whole set-up: the native TensorFlow backend is built here
+ * when it is missing (setup-tensorflow is a 4 s check when it works, ~40 s once when it must build).
+ * Skipped when the user chose another backend (COPYCAT_BACKEND=wasm|cpu).
+ */
+function ensureNativeBackend(p: Plan, from: string, root: string): void {
+  const env = process.env.COPYCAT_BACKEND?.trim();
+  // The same parsing as initBackend: a typo fails here, named, before anything runs.
+  const choice = env ? parseBackendChoice(env) : 'auto';
+  if (choice !== 'auto' && choice !== 'tensorflow') {
+    console.log(`[reproduce] COPYCAT_BACKEND=${choice}: not checking the native TensorFlow backend`);
+    return;
+  }
+  console.log('[reproduce] native TensorFlow backend: checking (built once from the tensorflow-cpu wheel when missing, ~40 s)');
+  const r = spawnSync('npx', ['ts-node', '--transpile-only', path.join(root, 'scripts', 'setup-tensorflow.ts')], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) {
+    fail(p, from, 'the native TensorFlow backend could not be built (above; environment.md says why it can fail); ' +
+      'fix that and rerun, or run on the slower WebAssembly backend with COPYCAT_BACKEND=wasm', 4);
+  }
+}
+
 /** Known once the arguments are parsed: from then on every failure can say how to resume. */
 let plan: Plan | undefined;
 
@@ -99,6 +121,7 @@ async function main(): Promise<void> {
   console.log(`[reproduce] profile ${profile}, run directory ${runDir}${from !== '00' ? `, from ${from}` : ''}`);
 
   if (!values['no-check']) {
+    ensureNativeBackend(p, from, root);
     const t = Date.now();
     // Relative NPD paths resolve from the kernels' folder, notebooks/.
     const checks = await checkDataSources(resolveConfig(profile), { cwd: path.join(root, 'notebooks') });
