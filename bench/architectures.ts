@@ -8,7 +8,7 @@
  * img/s is that of the second epoch (the first one builds kernels and optimizer slots).
  */
 import { parseArgs } from 'util';
-import { formatBackendReport, initBackend, parseBackendChoice } from '../src/backend';
+import { formatBackendReport, initBackend, parseBackendChoice } from '../src/platform/backend';
 import { ArchitectureName, createModel, listArchitectures, modelSummary } from '../src/models';
 import { predictProbabilities } from '../src/preprocess';
 import { train } from '../src/train';

@@ -10,10 +10,10 @@
  */
 import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs';
-import { formatBackendReport, initBackend } from '../src/backend';
+import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { loadModel } from '../src/io';
 import { foldBatchNorm } from '../src/models/fold';
-import { nativeFusedConvActive } from '../src/nativeFusedConv';
+import { nativeFusedConvActive } from '../src/platform/nativeFusedConv';
 import { batchTensor, range } from '../src/preprocess';
 
 async function main(): Promise<void> {

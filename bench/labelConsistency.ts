@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'util';
 import seedrandom from 'seedrandom';
-import { formatBackendReport, initBackend } from '../src/backend';
+import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { loadCifar10 } from '../src/data/cifar10';
 import { loadNpd } from '../src/data/npd';
 import { LocalOracle } from '../src/oracle/local';

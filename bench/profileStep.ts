@@ -1,6 +1,6 @@
 /**
  * Where one training step of a registry architecture spends its time, per TF.js kernel (tf.profile),
- * on random inputs. Used to find the ReLU-gradient and batch-norm costs that src/nativeGradients.ts
+ * on random inputs. Used to find the ReLU-gradient and batch-norm costs that src/platform/nativeGradients.ts
  * and src/models/fastBatchNorm.ts remove.
  *
  *   npx ts-node --transpile-only bench/profileStep.ts [--arch resnet-9] [--batch 128] [--backend auto]
@@ -10,7 +10,7 @@
  */
 import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs';
-import { formatBackendReport, initBackend, parseBackendChoice } from '../src/backend';
+import { formatBackendReport, initBackend, parseBackendChoice } from '../src/platform/backend';
 import { ArchitectureName, createModel } from '../src/models';
 
 async function main(): Promise<void> {

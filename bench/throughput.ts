@@ -11,7 +11,7 @@
  */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
-import { BackendChoice, formatBackendReport, initBackend, parseBackendChoice } from '../src/backend';
+import { BackendChoice, formatBackendReport, initBackend, parseBackendChoice } from '../src/platform/backend';
 import { batchTensor, predictProbabilities } from '../src/preprocess';
 import { ImageSet } from '../src/types';
 import { median, positiveInt } from './args';

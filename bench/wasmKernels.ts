@@ -1,17 +1,17 @@
 /**
  * Train throughput (images/s) of the small VGG-like net (conv32x2-pool-conv64x2-pool-dense256-dense10,
- * batch 64, 32x32x3) on the 'wasm' backend, with and without the training kernels of src/wasm, with 1
+ * batch 64, 32x32x3) on the 'wasm' backend, with and without the training kernels of src/platform/wasm, with 1
  * and 2 threads. One JSON line per configuration; each runs in its own process because a wasm backend's
  * thread count is fixed once per process.
  *
  *   npx ts-node --transpile-only bench/wasmKernels.ts [--steps 3] [--threads 1,2] [--kernels none,dFilterOnly,all]
  *
- * kernels: 'all' = every kernel of src/wasm; 'dFilterOnly' = the package's own kernels plus only the
+ * kernels: 'all' = every kernel of src/platform/wasm; 'dFilterOnly' = the package's own kernels plus only the
  * Conv2DBackpropFilter it lacks (the least that trains); 'none' = the package alone (cannot train a CNN).
  */
 import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
-import { prepareWasm, registerWasmTrainingKernels, wasmThreadsInfo } from '../src/wasm';
+import { prepareWasm, registerWasmTrainingKernels, wasmThreadsInfo } from '../src/platform/wasm';
 
 type KernelMode = 'all' | 'dFilterOnly' | 'none';
 const BATCH = 64;

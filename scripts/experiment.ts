@@ -21,7 +21,7 @@
  * Each prints one JSON line per result and is resumable (re-run the same command after a kill).
  */
 import { parseArgs } from 'util';
-import { formatBackendReport, initBackend } from '../src/backend';
+import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { defenceExperiment } from '../src/experiments/defences';
 import { distilCopycat } from '../src/experiments/distillation';
 import { parseSeeds, trainSeedMembers } from '../src/experiments/seedMembers';
@@ -30,7 +30,7 @@ import { epochDeadline, parseDeadline, type EpochDeadline } from '../src/train/d
 import { COPYCAT_SETS, type CopycatSetName } from '../src/config';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
-import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
+import { scoreCopycatEnsemble, viewsSuffix } from '../src/experiments/ensembleStep';
 import { trainOracle } from '../src/steps/oracleStep';
 import { writeRunResults } from '../src/steps/resultsStep';
 import { stealLabels } from '../src/steps/stealStep';

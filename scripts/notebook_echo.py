@@ -2,7 +2,7 @@
 
 A notebook run by nbclient prints nothing to the terminal: its outputs go into the executed copy only, so
 `npm run reproduce` was silent for an hour. The kit's progress bars are tslab displays updated in place
-(src/progress.ts: display_data, then update_display_data with the same transient display_id), and its
+(src/display/progress.ts: display_data, then update_display_data with the same transient display_id), and its
 steps say what they do in stdout lines ("oracle: reused ...", "Copycat NPD-SL ..."). This echoes both,
 prefixed with the notebook's name:
 

@@ -6,13 +6,15 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { confusionMatrixFigure, labelHistogramFigure, perClassBarsFigure, saveChartPng, trainingCurvesFigure } from '../src/plots';
+import {
+  confusionMatrixFigure, defencesFigure, labelHistogramFigure, perClassBarsFigure, queryBudgetFigure, trainingCurvesFigure,
+} from '../src/display/charts';
+import { saveChartPng } from '../src/display/plotly';
 import { readCopycatResult } from '../src/steps/copycatStep';
 import { curveTestLabel } from '../src/steps/inputs';
 import { readOracleResult } from '../src/steps/oracleStep';
 import { readStolenLabels } from '../src/steps/stealStep';
 import { readJsonLines, readRun } from '../src/run';
-import { defencesFigure, queryBudgetFigure } from '../src/experiments/experimentFigures';
 import type { BudgetPoint } from '../src/experiments/queryBudget';
 import type { DefenceRow } from '../src/experiments/defences';
 import { COPYCAT_SETS } from '../src/config';

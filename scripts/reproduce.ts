@@ -14,7 +14,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { parseBackendChoice } from '../src/backend';
+import { parseBackendChoice } from '../src/platform/backend';
 import { DEFAULT_PROFILE, PROFILES, resolveConfig } from '../src/config';
 import { checkDataSources, formatSourceChecks } from '../src/data/sources';
 import { projectRoot } from '../src/paths';

@@ -7,7 +7,7 @@
  */
 import * as crypto from 'crypto';
 import { parseArgs } from 'util';
-import { formatBackendReport, initBackend } from '../src/backend';
+import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform, type AnswerTransform } from '../src/oracle/answers';
 import { loadModel } from '../src/io';
 import { LocalOracle } from '../src/oracle/local';

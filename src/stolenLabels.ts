@@ -6,7 +6,7 @@ import { costOf, QueryBudgetExceeded } from './oracle/budget';
 import { imageHashes, QueryCache } from './oracle/cache';
 import { partialAnswersOf } from './oracle/client';
 import type { Oracle, OracleAnswer, OracleInfo } from './oracle/types';
-import { progress as makeProgress, type ProgressOptions } from './progress';
+import { progress as makeProgress, type ProgressOptions } from './display/progress';
 import type { ImageSet } from './types';
 
 /**

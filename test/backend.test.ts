@@ -11,8 +11,8 @@ import {
   parseFpMath,
   RungLoader,
   runLadder,
-} from '../src/backend';
-import { cpuHasAmxBf16 } from '../src/cpu';
+} from '../src/platform/backend';
+import { cpuHasAmxBf16 } from '../src/platform/cpu';
 
 const ENV_KEYS = ['COPYCAT_BACKEND', 'COPYCAT_ALLOW_PURE_JS', 'COPYCAT_FPMATH'] as const;
 
@@ -204,7 +204,7 @@ describe('backend ladder', () => {
 
   it('pure JS prints a boxed banner once per process on stderr', () => {
     const r = runChild(
-      `const b = require('./src/backend');
+      `const b = require('./src/platform/backend');
        (async () => { await b.initBackend(); await b.initBackend(); console.log('@@' + b.backendReport().backend); })()
          .catch((e) => { console.log('@@ERR ' + e.message); });`,
       { COPYCAT_BACKEND: 'cpu' },
@@ -240,7 +240,7 @@ describe('native backend (tfjs-node built by setup:tensorflow)', function () {
   it('auto picks native and its conv2d forward/backward match the cpu backend', async function () {
     skipUnlessNative(this);
     const r = runChild(
-      `const b = require('./src/backend');
+      `const b = require('./src/platform/backend');
        const tf = require('@tensorflow/tfjs');
        (async () => {
          const rep = await b.initBackend();
@@ -312,7 +312,7 @@ describe('native backend fpmath (COPYCAT_FPMATH)', function () {
   const runMode = (mode: string) =>
     childResult<{ error?: string; fpmath?: string; label: string; onednn?: string; again?: string; xs: number[]; ws: number[]; y: number[] }>(
       runChild(
-        `const b = require('./src/backend');
+        `const b = require('./src/platform/backend');
          const tf = require('@tensorflow/tfjs');
          (async () => {
            const rep = await b.initBackend({ prefer: 'tensorflow' });

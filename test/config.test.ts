@@ -5,7 +5,7 @@ import * as path from 'path';
 import { deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
-import { subsetImages } from '../src/steps/subset';
+import { subsetImages } from '../src/data/subset';
 import { curveTestLabel, curveTestSet } from '../src/steps/inputs';
 import { ImageSet } from '../src/types';
 

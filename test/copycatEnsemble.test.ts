@@ -1,11 +1,11 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { ensembleProbabilities, evaluateEnsemble, mirrorImages, testTimeViews, type TestTimeView } from '../src/copycatEnsemble';
-import { modelFingerprint, VIEW_CACHE_DIR, viewProbabilityCache } from '../src/steps/viewProbabilityCache';
+import { modelFingerprint, VIEW_CACHE_DIR, viewProbabilityCache } from '../src/experiments/viewProbabilityCache';
 import { augmentBatch, shiftImages } from '../src/train/augment';
 import { predictProbabilities, range } from '../src/preprocess';
 import { openRun } from '../src/run';
-import { scoreCopycatEnsemble, viewsSuffix } from '../src/steps/ensembleStep';
+import { scoreCopycatEnsemble, viewsSuffix } from '../src/experiments/ensembleStep';
 import * as fs from 'fs';
 import * as path from 'path';
 import { distilCopycat, distillationRecipeDifference, teacherKey, type DistillationRecipe } from '../src/experiments/distillation';

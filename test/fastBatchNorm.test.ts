@@ -128,7 +128,7 @@ describe('FastBatchNorm and the native gradients', function () {
   it('native backend: fused batch-norm ops and ReluGrad give the cpu backend\'s outputs, gradients and statistics', function () {
     skipUnlessNative(this);
     const r = runChild(
-      `const b = require('./src/backend');
+      `const b = require('./src/platform/backend');
        const tf = require('@tensorflow/tfjs');
        (async () => {
          const rep = await b.initBackend({ prefer: 'tensorflow' });

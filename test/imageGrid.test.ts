@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import sharp from 'sharp';
-import { fitCaption, imageGridPng, sampleIndices, showImageGrid } from '../src/imageGrid';
-import { NotebookSink, RichDisplay, setNotebookSink } from '../src/notebook';
+import { fitCaption, imageGridPng, sampleIndices, showImageGrid } from '../src/display/imageGrid';
+import { NotebookSink, RichDisplay, setNotebookSink } from '../src/display/notebook';
 import { ImageSet } from '../src/types';
 
 /** n tiny images, each a flat colour derived from its index, so pixels can be checked after the grid. */

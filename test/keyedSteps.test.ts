@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend';
+import { initBackend } from '../src/platform/backend';
 import { openRun } from '../src/run';
 import { trainCopycat } from '../src/steps/copycatStep';
 import { trainOracle } from '../src/steps/oracleStep';

@@ -5,7 +5,7 @@ interface CaseOut { name: string; maxErr: number; gradErr: number; kernels: stri
 interface Out { backend?: string; active?: boolean; cases?: CaseOut[]; leaked?: number; error?: string }
 
 /**
- * The _FusedConv2D kernel (src/nativeFusedConv.ts, patched tfjs-node binding) against the same math
+ * The _FusedConv2D kernel (src/platform/nativeFusedConv.ts, patched tfjs-node binding) against the same math
  * written as separate ops, in a native child process.
  */
 describe('native fused Conv2D + bias + ReLU', function () {
@@ -14,8 +14,8 @@ describe('native fused Conv2D + bias + ReLU', function () {
   it('matches conv2d + add + relu (values and gradients) in one kernel, falls back where TF differs, leaks nothing', function () {
     skipUnlessNative(this);
     const r = runChild(
-      `const b = require('./src/backend');
-       const f = require('./src/nativeFusedConv');
+      `const b = require('./src/platform/backend');
+       const f = require('./src/platform/nativeFusedConv');
        const tf = require('@tensorflow/tfjs');
        (async () => {
          await b.initBackend({ prefer: 'tensorflow' });

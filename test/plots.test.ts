@@ -2,13 +2,13 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { chartHtml, plotlyBundleHtml, plotlyBundlePath, saveChartHtml, showChart } from '../src/display/plotly';
 import {
-  chartHtml, classCountsOf, confusionMatrixFigure, labelHistogramFigure, linePlotFigure, perClassBarsFigure,
-  plotlyBundleHtml, plotlyBundlePath, saveChartHtml, showChart, trainingCurvesFigure,
-} from '../src/plots';
-import { inNotebook, markdownTable, showMarkdown, NotebookSink, RichDisplay, setNotebookSink, showTable, textTable } from '../src/notebook';
+  classCountsOf, confusionMatrixFigure, defencesFigure, labelHistogramFigure, linePlotFigure, perClassBarsFigure,
+  queryBudgetFigure, trainingCurvesFigure,
+} from '../src/display/charts';
+import { inNotebook, markdownTable, showMarkdown, NotebookSink, RichDisplay, setNotebookSink, showTable, textTable } from '../src/display/notebook';
 import { CIFAR10_CLASSES } from '../src/types';
-import { defencesFigure, queryBudgetFigure } from '../src/experiments/experimentFigures';
 import type { BudgetPoint } from '../src/experiments/queryBudget';
 
 /** A fake kernel that records what would have been displayed. */

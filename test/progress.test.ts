@@ -1,9 +1,9 @@
 import { strict as assert } from 'assert';
 import { Writable } from 'stream';
-import { formatDuration, formatFields, progress } from '../src/progress';
-import { trainingProgress } from '../src/steps/trainingProgress';
+import { formatDuration, formatFields, progress } from '../src/display/progress';
+import { trainingProgress } from '../src/display/trainingProgress';
 import type { BatchProgress } from '../src/train';
-import { NotebookSink, RichDisplay, setNotebookSink } from '../src/notebook';
+import { NotebookSink, RichDisplay, setNotebookSink } from '../src/display/notebook';
 
 /** A non-TTY stream collecting written lines. */
 function sinkStream(isTTY = false): { stream: Writable & { isTTY?: boolean }; text: () => string } {

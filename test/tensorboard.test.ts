@@ -72,7 +72,7 @@ describe('TensorBoard epoch summaries', function () {
       // Two epochs (size after each flush), closed; then a "resumed" training appends epoch 3 to the same
       // folder; then a training without a test set in another folder (check-events must reject it).
       const r = runChild(`
-        const b = require('./src/backend');
+        const b = require('./src/platform/backend');
         const tf = require('@tensorflow/tfjs');
         const fs = require('fs');
         const path = require('path');

@@ -6,10 +6,10 @@ import {
   unregisterWasmTrainingKernels,
   wasmThreadsInfo,
   WASM_TRAINING_KERNELS,
-} from '../src/wasm';
-import { matMulPlan } from '../src/wasm/batchMatMul';
-import { simplifyPermutation, transposeInto } from '../src/wasm/transpose';
-import { leadingAxesCount } from '../src/wasm/sum';
+} from '../src/platform/wasm';
+import { matMulPlan } from '../src/platform/wasm/batchMatMul';
+import { simplifyPermutation, transposeInto } from '../src/platform/wasm/transpose';
+import { leadingAxesCount } from '../src/platform/wasm/sum';
 
 /**
  * Every kernel registered for 'wasm' against the pure-JS 'cpu' backend on the same inputs. Inputs are

@@ -10,7 +10,7 @@ import * as path from 'path';
 const CHILD = `
 const tf = require('@tensorflow/tfjs');
 const os = require('os');
-const { prepareWasm, registerWasmTrainingKernels, wasmThreadsInfo } = require('./src/wasm');
+const { prepareWasm, registerWasmTrainingKernels, wasmThreadsInfo } = require('./src/platform/wasm');
 (async () => {
   const cores = os.cpus().length;
   await prepareWasm({ threads: 2 });

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { prepareWasm, registerWasmTrainingKernels } from '../src/wasm';
+import { prepareWasm, registerWasmTrainingKernels } from '../src/platform/wasm';
 
 /**
  * A tiny conv net trained a few SGD steps on 'wasm' (with the training kernels) and on 'cpu' from the same

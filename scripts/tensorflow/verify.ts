@@ -16,7 +16,7 @@ export interface VerifyResult {
   loadSeconds?: number;
   /**
    * Whether the addon takes list attributes (patched binding), checked by probeFusedConv() of
-   * src/nativeFusedConv.ts. False: an addon built from unpatched sources.
+   * src/platform/nativeFusedConv.ts. False: an addon built from unpatched sources.
    */
   fusedConv?: boolean;
   fusedConvError?: string;
@@ -39,9 +39,9 @@ try {
   const a = tf.tensor2d([[1, 2], [3, 4]]);
   const p = Array.from(tf.matMul(a, a).dataSync());
   if (p.join(',') !== '7,10,15,22') throw new Error('matMul [[1,2],[3,4]]^2 gave ' + p + ', expected 7,10,15,22');
-  // The kit's own probe (src/nativeFusedConv.ts), loaded through ts-node like the rest of the kit.
+  // The kit's own probe (src/platform/nativeFusedConv.ts), loaded through ts-node like the rest of the kit.
   require(require.resolve('ts-node', { paths: [process.env.V_DIR] })).register({ transpileOnly: true, project: process.env.V_DIR + '/tsconfig.json' });
-  const probe = require(process.env.V_DIR + '/src/nativeFusedConv').probeFusedConv();
+  const probe = require(process.env.V_DIR + '/src/platform/nativeFusedConv').probeFusedConv();
   out.fusedConv = probe.ok;
   if (!probe.ok) out.fusedConvError = probe.error;
   if (process.env.V_MODE === 'full') {

@@ -1,4 +1,4 @@
-import { Progress, progress } from '../progress';
+import { Progress, progress } from '../display/progress';
 
 /**
  * An onProgress callback for downloadFile that shows bytes, rate and ETA through the kit's progress

@@ -3,7 +3,7 @@ import * as path from 'path';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
 import { dataDir } from '../paths';
-import { progress } from '../progress';
+import { progress } from '../display/progress';
 import { ImageSet } from '../types';
 import { decodeInto, DecodeOptions, DEFAULT_MAX_PIXELS, SKIP } from './decode';
 import { listFolderImages } from './folderImages';

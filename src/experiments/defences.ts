@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { assertTrainingBackend, backendReport } from '../backend';
+import { assertTrainingBackend, backendReport } from '../platform/backend';
 import { AnswerTransform, gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform } from '../oracle/answers';
 import { LocalOracle } from '../oracle/local';
 import { agreement } from '../metrics';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertTrainingBackend, backendReport } from '../backend';
+import { assertTrainingBackend, backendReport } from '../platform/backend';
 import type { CopycatSetName } from '../config';
 import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { assertTrainingBackend, backendReport } from '../backend';
+import { assertTrainingBackend, backendReport } from '../platform/backend';
 import { LocalOracle } from '../oracle/local';
 import type { AnswerMode } from '../oracle/types';
 import { appendJsonLine, readJsonLines, Run } from '../run';

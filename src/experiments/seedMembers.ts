@@ -1,12 +1,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../backend';
+import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../platform/backend';
 import type { CopycatSetName } from '../config';
 import type { Metrics } from '../metrics';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import type { StepHooks } from '../steps/inputs';
-import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from '../steps/ensembleStep';
+import { EnsembleResult, scoreCopycatEnsemble, viewsSuffix } from './ensembleStep';
 import type { EpochRecord, TrainConfig } from '../train';
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeBatchNormTraining } from '../nativeGradients';
+import { nativeBatchNormTraining } from '../platform/nativeGradients';
 
 /**
  * Batch normalisation over all axes but the last, with a hand-derived backward pass.

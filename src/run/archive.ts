@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { spawnSync } from 'child_process';
-import { cpuHasAmxBf16, readCpuInfo } from '../cpu';
+import { cpuHasAmxBf16, readCpuInfo } from '../platform/cpu';
 import { writeFileAtomic } from '../io';
 import { VIEW_CACHE_DIR } from './layout';
 

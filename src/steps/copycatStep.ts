@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertTrainingBackend, backendReport } from '../backend';
+import { assertTrainingBackend, backendReport } from '../platform/backend';
 import { compareWithOracle, evaluateModel } from '../evaluate';
 import { saveModel } from '../io';
 import { formatSeedReport, Metrics } from '../metrics';
@@ -13,7 +13,7 @@ import type { CopycatSetName } from '../config';
 import { cifarForRun, curveTestSet, npdForRun, pdForRun, StepHooks, stepLog } from './inputs';
 import { oracleEvaluation, readOracleResult } from './oracleStep';
 import { readStolenLabels } from './stealStep';
-import { trainingProgress } from './trainingProgress';
+import { trainingProgress } from '../display/trainingProgress';
 import { trainingSummaries } from './trainingSummaries';
 import { beginVariant, copycatVariant, StolenSetName, stolenPartsOf } from './variants';
 

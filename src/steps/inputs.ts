@@ -5,7 +5,7 @@ import type { Run } from '../run';
 import { discardLabels } from '../stolenLabels';
 import type { BatchProgress, EpochRecord } from '../train';
 import { ImageSet } from '../types';
-import { subsetImages } from './subset';
+import { subsetImages } from '../data/subset';
 
 /** What every step reads from the run besides its own folder: the data sets and the caller's hooks. */
 

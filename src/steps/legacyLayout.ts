@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import type { FpMath } from '../backend';
+import type { FpMath } from '../platform/backend';
 import type { ExperimentConfig } from '../config';
 import { normalizeAnswerSpec } from '../oracle/answers';
 import { readJson, Run, STEP_FILE, stolenFile, writeJson } from '../run';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { assertTrainingBackend, backendReport, formatBackendReport } from '../backend';
+import { assertTrainingBackend, backendReport, formatBackendReport } from '../platform/backend';
 import { evaluateModel, Evaluation } from '../evaluate';
 import { formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
@@ -7,7 +7,7 @@ import { loadModel, saveModel } from '../io';
 import { readJson, Run, writeJson } from '../run';
 import { EpochRecord, train } from '../train';
 import { cifarForRun, curveTestSet, StepHooks, stepLog } from './inputs';
-import { trainingProgress } from './trainingProgress';
+import { trainingProgress } from '../display/trainingProgress';
 import { trainingSummaries } from './trainingSummaries';
 import { beginVariant, oracleVariant } from './variants';
 

@@ -1,4 +1,4 @@
-import { backendReport } from '../backend';
+import { backendReport } from '../platform/backend';
 import { COPYCAT_SETS } from '../config';
 import { CITED_ROWS, ResultRow, ResultsTable, writeResults } from '../report';
 import type { Run } from '../run';

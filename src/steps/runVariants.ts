@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { FPMATH_MODES } from '../backend';
+import { FPMATH_MODES } from '../platform/backend';
 import { formatChanges, readJson, Run, StepKind } from '../run';
 import type { Metrics } from '../metrics';
 import { copycatVariant, defaultSettings, listVariants, oracleVariant, StepRecord, stolenPartsOf, stolenVariant, variantChanges } from './variants';

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { FpMath, FPMATH_MODES, processFpMath } from '../backend';
+import { FpMath, FPMATH_MODES, processFpMath } from '../platform/backend';
 import { ExperimentConfig, PROFILES, ProfileName } from '../config';
 import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
 import { adoptLegacyLayout } from './legacyLayout';

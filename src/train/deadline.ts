@@ -6,7 +6,7 @@
  * next batch. The same command resumes from that checkpoint later.
  */
 
-import { formatDuration } from '../progress';
+import { formatDuration } from '../display/progress';
 
 export interface EpochDeadline {
   /** Give to train(): it is aborted when the next epoch would end after the deadline. */

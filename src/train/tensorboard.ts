@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../io';
-import type { EpochRecord } from '../train';
+import type { EpochRecord } from './train';
 
 export interface EpochSummaries {
   /** Writes one epoch's scalars. */
@@ -40,7 +40,7 @@ export const HPARAMS_JSON = 'hparams.json';
 /**
  * The parts of tfjs-node's NodeJSKernelBackend used here. Typed structurally so this file never
  * imports @tensorflow/tfjs-node (it may be absent, or fail to load, on wasm/cpu machines): the backend
- * object is taken from tf.backend() once the native backend is the active one, as src/backend.ts set it.
+ * object is taken from tf.backend() once the native backend is the active one, as src/platform/backend.ts set it.
  */
 interface NativeBackend {
   binding: {

@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { CHROMIUM_ARGS, findChromium, linePlotFigure, saveChartPng } from '../../src/plots';
+import { linePlotFigure } from '../../src/display/charts';
+import { CHROMIUM_ARGS, findChromium, saveChartPng } from '../../src/display/plotly';
 import { dataDir, ensureDir } from '../../src/paths';
 import { notebookJson } from '../notebookFixture';
 import { freePort, stopServer, waitForServer } from './labServer';
@@ -56,8 +57,9 @@ describe('browser: executed notebook in JupyterLab (chromium + playwright-core)'
     const src = JSON.stringify(path.join(ROOT, 'src'));
     fs.writeFileSync(path.join(nbDir, 'charts.ipynb'), notebook([
       `require(${JSON.stringify(path.join(ROOT, 'node_modules/ts-node'))}).register({ transpileOnly: true, project: ${JSON.stringify(path.join(ROOT, 'tsconfig.json'))} });\n` +
-        `const plots = require(${src} + '/plots.ts'); const grid = require(${src} + '/imageGrid.ts');\nplots.showPlotlyBundle();`,
-      `plots.showChart(plots.linePlotFigure([{ name: 'copycat', x: [1000, 10000, 100000], y: [0.4, 0.6, 0.75] }], { title: 'browser test chart', logX: true }));`,
+        `const plots = require(${src} + '/display/plotly.ts'); const charts = require(${src} + '/display/charts.ts');\n` +
+        `const grid = require(${src} + '/display/imageGrid.ts');\nplots.showPlotlyBundle();`,
+      `plots.showChart(charts.linePlotFigure([{ name: 'copycat', x: [1000, 10000, 100000], y: [0.4, 0.6, 0.75] }], { title: 'browser test chart', logX: true }));`,
       `const n = 8; const img = new Uint8Array(n * 32 * 32 * 3).map((_, i) => (i * 37) % 256);\n` +
         `const png = await grid.showImageGrid({ images: img, n, height: 32, width: 32, labels: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7]) });`,
     ]));

@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CHROMIUM_ARGS, findChromium } from '../../src/plots';
+import { CHROMIUM_ARGS, findChromium } from '../../src/display/plotly';
 import { dataDir, ensureDir } from '../../src/paths';
 import { freePort, stopServer, waitForServer } from './labServer';
 

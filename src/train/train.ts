@@ -1,20 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
-import { FpMath, processFpMath } from './backend';
-import { batchTensor, predictProbabilities, range } from './preprocess';
-import { ImageSet } from './types';
-import { AugmentationConfig, augmentBatch } from './train/augment';
-import { hasCheckpoint, loadCheckpoint, NamedTensor, saveCheckpoint } from './train/checkpoint';
-import { WeightAverage } from './train/ema';
-import { drawMixup, mixWithPartner } from './train/mixup';
-import { classBalancedIndices, shuffledIndices } from './train/sampler';
-import { learningRateAt, ScheduleConfig, validateSchedule } from './train/schedule';
-import { teacherTargets, type Teacher } from './train/teacherTargets';
+import { FpMath, processFpMath } from '../platform/backend';
+import { batchTensor, predictProbabilities, range } from '../preprocess';
+import { ImageSet } from '../types';
+import { AugmentationConfig, augmentBatch } from './augment';
+import { hasCheckpoint, loadCheckpoint, NamedTensor, saveCheckpoint } from './checkpoint';
+import { WeightAverage } from './ema';
+import { drawMixup, mixWithPartner } from './mixup';
+import { classBalancedIndices, shuffledIndices } from './sampler';
+import { learningRateAt, ScheduleConfig, validateSchedule } from './schedule';
+import { teacherTargets, type Teacher } from './teacherTargets';
 
-export type { AugmentationConfig } from './train/augment';
-export type { ScheduleConfig } from './train/schedule';
-export { learningRateAt } from './train/schedule';
-export { classBalancedIndices, classCounts } from './train/sampler';
+export type { AugmentationConfig } from './augment';
+export type { ScheduleConfig } from './schedule';
+export { learningRateAt } from './schedule';
+export { classBalancedIndices, classCounts } from './sampler';
 
 /**
  * Everything that defines a training run, as one plain JSON object that notebooks print and save.

@@ -42,7 +42,7 @@ export interface BackendReport {
   /** Threads the backend computes with; null for native TensorFlow, which sizes its own pools (all cores by default). */
   threads: number | null;
   native?: NativeLibraryInfo;
-  /** Kernels registered so that 'wasm' can train (engineer B's src/wasm). */
+  /** Kernels registered so that 'wasm' can train (engineer B's src/platform/wasm). */
   wasmKernels?: string[];
   /** How the choice was made: 'auto', 'COPYCAT_BACKEND', or 'prefer'. */
   requestedBy: 'auto' | 'COPYCAT_BACKEND' | 'prefer';
@@ -198,13 +198,13 @@ interface WasmModule {
 async function useWasm(): Promise<Partial<BackendReport>> {
   let wasm: WasmModule;
   try {
-    // Resolved at run time so this file compiles and works while src/wasm is absent or mid-edit.
+    // Resolved at run time so this file compiles and works while src/platform/wasm is absent or mid-edit.
     wasm = require('./wasm') as WasmModule;
   } catch (err) {
-    throw new Error(`src/wasm (training kernels for wasm) failed to load: ${errorText(err)}`);
+    throw new Error(`src/platform/wasm (training kernels for wasm) failed to load: ${errorText(err)}`);
   }
   if (typeof wasm.prepareWasm !== 'function' || typeof wasm.registerWasmTrainingKernels !== 'function') {
-    throw new Error('src/wasm does not export prepareWasm/registerWasmTrainingKernels');
+    throw new Error('src/platform/wasm does not export prepareWasm/registerWasmTrainingKernels');
   }
   // Order matters: thread count and the threaded build are read once when the backend starts.
   await wasm.prepareWasm();

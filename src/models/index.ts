@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { BuildOptions } from './models/blocks';
-import { buildResNet, buildResNet9 } from './models/resnet';
-import { buildVggBn, buildVggSmall } from './models/vgg';
+import { BuildOptions } from './blocks';
+import { buildResNet, buildResNet9 } from './resnet';
+import { buildVggBn, buildVggSmall } from './vgg';
 
 /**
  * Architecture registry. The oracle and the copycat are built from the same names: the Copycat

@@ -1,12 +1,12 @@
 import type { LayersModel } from '@tensorflow/tfjs';
-import { backendReport } from '../backend';
+import { backendReport } from '../platform/backend';
 import { evaluateEnsemble, testTimeViews } from '../copycatEnsemble';
 import { compareWithOracle, scoreProbabilities } from '../evaluate';
 import { assertSavedModelDirs, loadModel } from '../io';
 import type { Metrics } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
-import { cifarForRun } from './inputs';
-import { oracleEvaluation, readOracleResult } from './oracleStep';
+import { cifarForRun } from '../steps/inputs';
+import { oracleEvaluation, readOracleResult } from '../steps/oracleStep';
 import { viewProbabilityCache } from './viewProbabilityCache';
 
 export interface EnsembleResult {

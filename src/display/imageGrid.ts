@@ -1,6 +1,6 @@
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
-import { CIFAR10_CLASSES, ImageSet } from './types';
+import { CIFAR10_CLASSES, ImageSet } from '../types';
 import { showPng } from './notebook';
 
 /**

@@ -1,4 +1,4 @@
-import { splitHeldOut } from '../data/split';
+import { splitHeldOut } from './split';
 import { ImageSet } from '../types';
 
 /**

@@ -1,13 +1,23 @@
-import { Progress, progress, type ProgressOptions } from '../progress';
-import type { BatchProgress } from '../train';
+import { Progress, progress, type ProgressOptions } from './progress';
+
+/** The fields of a training step's progress (train/train.ts BatchProgress) that the line shows. */
+export interface TrainingStepProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  learningRate: number;
+  imagesPerSecond: number;
+}
 
 /**
  * One in-place progress line for a whole training run (all epochs): notebook display, terminal bar or
  * sparse log lines, depending on where it runs.
  */
-export function trainingProgress(label: string, opts: Omit<ProgressOptions, 'label' | 'unit' | 'initial'> = {}): { onBatch: (p: BatchProgress) => void; finish: () => void } {
+export function trainingProgress(label: string, opts: Omit<ProgressOptions, 'label' | 'unit' | 'initial'> = {}): { onBatch: (p: TrainingStepProgress) => void; finish: () => void } {
   let bar: Progress | undefined;
-  let last: BatchProgress | undefined;
+  let last: TrainingStepProgress | undefined;
   return {
     onBatch: (p) => {
       const step = (p.epoch - 1) * p.batches + p.batch;
