@@ -73,7 +73,7 @@ fi
 
 # Notebooks import compiled JS + .d.ts from build/ (tslab cannot import ../src/*.ts: not under its rootDir).
 # A type error in one file must not keep the lab closed, so the build's failure is reported, not fatal.
-if [ "$build" = 1 ] && ! npx --no-install tsc -p tsconfig.json; then
+if [ "$build" = 1 ] && ! npm run -s build; then
   echo "[lab] WARNING: 'npm run build' reported errors; notebooks see whatever build/ holds." >&2
 fi
 

@@ -55,8 +55,7 @@ def ensure_build(mode):
         log("build/ is up to date with src/")
         return
     log(f"building ({len(stale)} stale source files, e.g. {[str(s) for s in stale[:3]]})" if stale else "building")
-    tsc = ROOT / "node_modules" / ".bin" / "tsc"
-    r = subprocess.run([str(tsc), "-p", str(ROOT / "tsconfig.json")], cwd=ROOT)
+    r = subprocess.run(["npm", "run", "-s", "build"], cwd=ROOT)
     if r.returncode != 0:
         log("ERROR: 'npm run build' (tsc) failed; fix the type errors above, or pass --build never to run "
             "against whatever build/ holds now")
