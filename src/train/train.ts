@@ -375,16 +375,27 @@ class AbortError extends Error {
   }
 }
 
-/**
- * Trains `model` in place on uint8 `data`, one float batch at a time, with a custom
- * optimizer.minimize loop (learning-rate schedule, soft targets and reproducible dropout need it).
- * With `checkpointDir`, each finished epoch is checkpointed and a later call resumes after the last
- * finished epoch: model weights (incl. batch-norm statistics), optimizer slots and iteration count,
- * history and the config are restored; the random streams are a pure function of (seed, epoch), so a
- * resumed run sees the same shuffles/augmentations/dropout masks as an uninterrupted one.
- */
-export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partial<TrainConfig>, opts: TrainOptions = {}): Promise<TrainResult> {
-  const t0 = Date.now();
+/** What one call of `train` fixes before its first batch: the config, the data's targets and the optimizer. */
+interface TrainRun {
+  model: tf.LayersModel;
+  data: ImageSet;
+  cfg: TrainConfig;
+  opts: TrainOptions;
+  log: (line: string) => void;
+  numClasses: number;
+  targets: Float32Array;
+  classes: Uint8Array;
+  optimizer: tf.Optimizer;
+  net: tf.LayersModel;
+  fromLogits: boolean;
+  logPrior: tf.Tensor2D | null;
+  vars: tf.Variable[];
+  dropouts: ReturnType<typeof dropoutLayers>;
+  savedSeeds: (number | undefined)[];
+}
+
+/** Checks the inputs and builds the targets and the optimizer; every misuse fails here, before any work. */
+function prepare(model: tf.LayersModel, data: ImageSet, cfgIn: Partial<TrainConfig>, opts: TrainOptions): TrainRun {
   const cfg = resolveTrainConfig(cfgIn);
   const log = opts.log === false ? () => undefined : (opts.log ?? ((s: string) => console.log(s)));
   const { numClasses } = checkData(model, data, 'data');
@@ -398,50 +409,170 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
   const teacher = opts.teacher;
   if (teacher && !(teacher.weight >= 0 && teacher.weight <= 1)) throw new Error(`train: teacher.weight must be in [0, 1], got ${teacher.weight}`);
   if (teacher?.onlyAltered && cfg.mixup > 0) throw new Error('train: teacher.onlyAltered and TrainConfig.mixup cannot both be on: a mixed image is neither the original nor one augmented view');
-  const optimizer = makeOptimizer(cfg);
   const { net, fromLogits } = logitsView(model);
   if (cfg.logitAdjustment > 0 && !fromLogits) throw new Error(`train: TrainConfig.logitAdjustment needs a model whose last layer is a softmax Activation over logits; '${model.name}' ends in ${model.layers[model.layers.length - 1].getClassName()}`);
+  const optimizer = makeOptimizer(cfg);
   const logPrior = cfg.logitAdjustment > 0 ? logPriorTensor(classes, numClasses, cfg.logitAdjustment) : null;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const dropouts = dropoutLayers(model);
-  const savedSeeds = dropouts.map((d) => d.seed);
+  return { model, data, cfg, opts, log, numClasses, targets, classes, optimizer, net, fromLogits, logPrior, vars, dropouts, savedSeeds: dropouts.map((d) => d.seed) };
+}
+
+/**
+ * Continues from `opts.checkpointDir` when it holds a checkpoint of the same config, architecture and
+ * arithmetic: weights and optimizer state are restored, the finished epochs go into `history`. Returns
+ * the epochs done and the saved weight average (the caller loads and disposes it).
+ */
+async function resume(r: TrainRun, history: EpochRecord[]): Promise<{ startEpoch: number; savedAverage?: NamedTensor[] }> {
+  const { cfg, model, optimizer } = r;
+  const dir = r.opts.checkpointDir;
+  if (!dir || !hasCheckpoint(dir)) return { startEpoch: 0 };
+  const ck = await loadCheckpoint<TrainState>(dir);
+  try {
+    // A key the checkpoint predates counts as its default (e.g. mixup: 0).
+    const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
+      (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(k in ck.state.config ? ck.state.config[k] : DEFAULT_TRAIN_CONFIG[k]),
+    );
+    const mixed = fpMathMismatch(ck.state.history, processFpMath(), dir);
+    if (mixed) throw new Error(mixed);
+    if (diff.length) {
+      throw new Error(`train: ${dir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
+    }
+    const saved = ck.model.getWeights();
+    const mine = model.getWeights();
+    if (saved.length !== mine.length || saved.some((w, i) => w.shape.join() !== mine[i].shape.join())) {
+      throw new Error(`train: the checkpoint in ${dir} is for another architecture ('${ck.state.modelName}', ${saved.length} weight tensors) than this model ('${model.name}', ${mine.length})`);
+    }
+    model.setWeights(saved);
+    await optimizer.setWeights(ck.optimizerWeights);
+    if (cfg.ema > 0 && !ck.average) throw new Error(`train: the checkpoint in ${dir} has no weight average although its config has ema ${cfg.ema}`);
+    const savedAverage = ck.average;
+    ck.average = undefined;
+    history.push(...ck.state.history);
+    r.log(`Resumed from ${dir}: ${ck.state.epochsCompleted} epoch(s) done`);
+    return { startEpoch: ck.state.epochsCompleted, savedAverage };
+  } finally {
+    ck.model.dispose();
+    ck.optimizerWeights.forEach((w) => w.tensor.dispose());
+    ck.average?.forEach((w) => w.tensor.dispose());
+  }
+}
+
+/** One optimizer step on batch `b` of `order`: augment, build targets (mixup, teacher, bootstrap), minimize. */
+async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number, order: Uint32Array | Int32Array, rng: () => number, average: WeightAverage | null): Promise<{ count: number; loss: number; correct: number; lr: number }> {
+  const { cfg, data, numClasses, targets, optimizer, net, fromLogits, logPrior, vars, model } = r;
+  const teacher = r.opts.teacher;
+  const idx = order.subarray(b * cfg.batchSize, Math.min((b + 1) * cfg.batchSize, order.length));
+  const count = idx.length;
+  const lr = learningRateAt(cfg.learningRate, cfg.schedule, epoch, b, batches, cfg.epochs);
+  setLearningRate(optimizer, lr);
+  const altered = cfg.bootstrap > 0 || teacher?.onlyAltered ? new Uint8Array(count) : undefined;
+  const pixels = augmentBatch(data, idx, cfg.augmentation, rng, altered);
+  const tBatch = new Float32Array(count * numClasses);
+  for (let i = 0; i < count; i++) tBatch.set(targets.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
+  for (const d of r.dropouts) d.seed = Math.floor(rng() * 2147483647);
+
+  let correct: tf.Scalar | undefined;
+  let x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
+  let y = tf.tensor2d(tBatch, [count, numClasses]);
+  if (cfg.mixup > 0) {
+    const draw = drawMixup(cfg.mixup, count, rng);
+    const [x0, y0] = [x, y];
+    x = mixWithPartner(x0, draw);
+    y = mixWithPartner(y0, draw);
+    x0.dispose();
+    y0.dispose();
+  }
+  if (teacher) {
+    const stored = y;
+    y = teacherTargets(teacher, x as tf.Tensor4D, stored, altered);
+    stored.dispose();
+  }
+  const share = altered && cfg.bootstrap > 0 ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
+  const lossT = optimizer.minimize(() => {
+    const raw = net.apply(x, { training: true }) as tf.Tensor2D;
+    const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;
+    // arg-max and one-hot pass no gradient, so the model's answer acts as a fixed target.
+    const target = share ? bootstrapTargets(y, raw, share, cfg.labelSmoothing) : y;
+    let loss: tf.Scalar = fromLogits
+      ? tf.losses.softmaxCrossEntropy(target, out)
+      : (tf.neg(tf.mean(tf.sum(tf.mul(target, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
+    const decay = weightDecayTerm(model, cfg.weightDecay);
+    if (decay) loss = tf.add(loss, decay);
+    for (const reg of model.calculateLosses()) loss = tf.add(loss, reg) as tf.Scalar;
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), tf.argMax(y, -1)), 'float32'))) as tf.Scalar;
+    return loss;
+  }, true, vars) as tf.Scalar;
+  x.dispose();
+  y.dispose();
+  share?.dispose();
+  average?.update(epoch * batches + b);
+  const [lossVal] = await lossT.data();
+  const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;
+  lossT.dispose();
+  (correct as tf.Scalar | undefined)?.dispose();
+  if (!Number.isFinite(lossVal)) {
+    const dir = r.opts.checkpointDir;
+    throw new Error(`train: the loss became ${lossVal} at epoch ${epoch + 1}, batch ${b + 1} (learning rate ${lr.toPrecision(3)}); lower TrainConfig.learningRate (e.g. ${(cfg.learningRate / 10).toPrecision(3)}) or check the inputs/targets${dir ? `; the checkpoint in ${dir} still holds the last finished epoch` : ''}`);
+  }
+  return { count, loss: lossVal, correct: correctVal, lr };
+}
+
+/** Scores the epoch's weights (and their average) on `opts.val` into the record: for the curves only. */
+async function validate(r: TrainRun, record: EpochRecord, average: WeightAverage | null): Promise<void> {
+  const val = r.opts.val;
+  if (!val) return;
+  const v = await evaluateLoss(r.model, val, r.opts.evalBatchSize ?? 256);
+  record.valLoss = v.loss;
+  record.valAccuracy = v.accuracy;
+  if (average) {
+    const a = await average.withAverage(() => evaluateLoss(r.model, val, r.opts.evalBatchSize ?? 256));
+    record.emaValLoss = a.loss;
+    record.emaValAccuracy = a.accuracy;
+  }
+}
+
+/** The epoch's log line. */
+function epochLine(record: EpochRecord, epochs: number): string {
+  return `epoch ${record.epoch}/${epochs} lr ${record.learningRate.toExponential(2)} loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(2)}%` +
+    (record.valAccuracy !== undefined ? ` val_loss ${record.valLoss!.toFixed(4)} val_acc ${(100 * record.valAccuracy).toFixed(2)}%` : '') +
+    (record.emaValAccuracy !== undefined ? ` ema_val_acc ${(100 * record.emaValAccuracy).toFixed(2)}%` : '') +
+    ` ${record.imagesPerSecond.toFixed(0)} img/s (${tf.getBackend()})`;
+}
+
+/** Saves the finished epoch to `opts.checkpointDir` (a later call resumes after it). */
+async function checkpoint(r: TrainRun, epochsCompleted: number, history: EpochRecord[], average: WeightAverage | null): Promise<void> {
+  const dir = r.opts.checkpointDir;
+  if (!dir) return;
+  const state: TrainState = {
+    format: 'copycat-train-state', version: 1, epochsCompleted, config: r.cfg, history,
+    modelName: r.model.name, backend: tf.getBackend(), savedAt: new Date().toISOString(),
+  };
+  // Dropout seeds are per-step values; the saved topology keeps the user's original ones.
+  r.dropouts.forEach((d, i) => (d.seed = r.savedSeeds[i]));
+  await saveCheckpoint(dir, epochsCompleted, r.model, r.optimizer, state, average?.named());
+}
+
+/**
+ * Trains `model` in place on uint8 `data`, one float batch at a time, with a custom
+ * optimizer.minimize loop (learning-rate schedule, soft targets and reproducible dropout need it).
+ * With `checkpointDir`, each finished epoch is checkpointed and a later call resumes after the last
+ * finished epoch: model weights (incl. batch-norm statistics), optimizer slots and iteration count,
+ * history and the config are restored; the random streams are a pure function of (seed, epoch), so a
+ * resumed run sees the same shuffles/augmentations/dropout masks as an uninterrupted one.
+ */
+export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partial<TrainConfig>, opts: TrainOptions = {}): Promise<TrainResult> {
+  const t0 = Date.now();
+  const r = prepare(model, data, cfgIn, opts);
+  const { cfg, numClasses, classes, optimizer } = r;
   const history: EpochRecord[] = [];
-  let startEpoch = 0;
   let average: WeightAverage | null = null;
   let savedAverage: NamedTensor[] | undefined;
 
   try {
-    if (opts.checkpointDir && hasCheckpoint(opts.checkpointDir)) {
-      const ck = await loadCheckpoint<TrainState>(opts.checkpointDir);
-      try {
-        // A key the checkpoint predates counts as its default (e.g. mixup: 0).
-        const diff = (Object.keys(cfg) as (keyof TrainConfig)[]).filter(
-          (k) => k !== 'epochs' && JSON.stringify(cfg[k]) !== JSON.stringify(k in ck.state.config ? ck.state.config[k] : DEFAULT_TRAIN_CONFIG[k]),
-        );
-        const mixed = fpMathMismatch(ck.state.history, processFpMath(), opts.checkpointDir);
-        if (mixed) throw new Error(mixed);
-        if (diff.length) {
-          throw new Error(`train: ${opts.checkpointDir} holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(ck.state.config[k])} there, ${JSON.stringify(cfg[k])} now`).join('; ')}); use another checkpointDir or the same config`);
-        }
-        const saved = ck.model.getWeights();
-        const mine = model.getWeights();
-        if (saved.length !== mine.length || saved.some((w, i) => w.shape.join() !== mine[i].shape.join())) {
-          throw new Error(`train: the checkpoint in ${opts.checkpointDir} is for another architecture ('${ck.state.modelName}', ${saved.length} weight tensors) than this model ('${model.name}', ${mine.length})`);
-        }
-        model.setWeights(saved);
-        await optimizer.setWeights(ck.optimizerWeights);
-        if (cfg.ema > 0 && !ck.average) throw new Error(`train: the checkpoint in ${opts.checkpointDir} has no weight average although its config has ema ${cfg.ema}`);
-        savedAverage = ck.average;
-        ck.average = undefined;
-        history.push(...ck.state.history);
-        startEpoch = ck.state.epochsCompleted;
-        log(`Resumed from ${opts.checkpointDir}: ${startEpoch} epoch(s) done`);
-      } finally {
-        ck.model.dispose();
-        ck.optimizerWeights.forEach((w) => w.tensor.dispose());
-        ck.average?.forEach((w) => w.tensor.dispose());
-      }
-    }
+    const resumed = await resume(r, history);
+    const startEpoch = resumed.startEpoch;
+    savedAverage = resumed.savedAverage;
     if (cfg.ema > 0) {
       average = new WeightAverage(model, cfg.ema);
       if (savedAverage) average.load(savedAverage, `train: ${opts.checkpointDir}`);
@@ -468,69 +599,19 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         if (opts.signal?.aborted) {
           throw new AbortError(`train: aborted during epoch ${epoch + 1}, batch ${b + 1}; ${opts.checkpointDir ? `the checkpoint in ${opts.checkpointDir} holds ${epoch} finished epoch(s)` : 'no checkpointDir was given, so nothing was saved'}`);
         }
-        const idx = order.subarray(b * cfg.batchSize, Math.min((b + 1) * cfg.batchSize, order.length));
-        const count = idx.length;
-        lr = learningRateAt(cfg.learningRate, cfg.schedule, epoch, b, batches, cfg.epochs);
-        setLearningRate(optimizer, lr);
-        const altered = cfg.bootstrap > 0 || teacher?.onlyAltered ? new Uint8Array(count) : undefined;
-        const pixels = augmentBatch(data, idx, cfg.augmentation, rng, altered);
-        const tBatch = new Float32Array(count * numClasses);
-        for (let i = 0; i < count; i++) tBatch.set(targets.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
-        for (const d of dropouts) d.seed = Math.floor(rng() * 2147483647);
-
-        let correct: tf.Scalar | undefined;
-        let x = batchTensor({ images: pixels, height: data.height, width: data.width }, range(0, count));
-        let y = tf.tensor2d(tBatch, [count, numClasses]);
-        if (cfg.mixup > 0) {
-          const draw = drawMixup(cfg.mixup, count, rng);
-          const [x0, y0] = [x, y];
-          x = mixWithPartner(x0, draw);
-          y = mixWithPartner(y0, draw);
-          x0.dispose();
-          y0.dispose();
-        }
-        if (teacher) {
-          const stored = y;
-          y = teacherTargets(teacher, x as tf.Tensor4D, stored, altered);
-          stored.dispose();
-        }
-        const share = altered && cfg.bootstrap > 0 ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
-        const lossT = optimizer.minimize(() => {
-          const raw = net.apply(x, { training: true }) as tf.Tensor2D;
-          const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;
-          // arg-max and one-hot pass no gradient, so the model's answer acts as a fixed target.
-          const target = share ? bootstrapTargets(y, raw, share, cfg.labelSmoothing) : y;
-          let loss: tf.Scalar = fromLogits
-            ? tf.losses.softmaxCrossEntropy(target, out)
-            : (tf.neg(tf.mean(tf.sum(tf.mul(target, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
-          const decay = weightDecayTerm(model, cfg.weightDecay);
-          if (decay) loss = tf.add(loss, decay);
-          for (const r of model.calculateLosses()) loss = tf.add(loss, r) as tf.Scalar;
-          correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), tf.argMax(y, -1)), 'float32'))) as tf.Scalar;
-          return loss;
-        }, true, vars) as tf.Scalar;
-        x.dispose();
-        y.dispose();
-        share?.dispose();
-        average?.update(epoch * batches + b);
-        const [lossVal] = await lossT.data();
-        const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;
-        lossT.dispose();
-        (correct as tf.Scalar | undefined)?.dispose();
-        if (!Number.isFinite(lossVal)) {
-          throw new Error(`train: the loss became ${lossVal} at epoch ${epoch + 1}, batch ${b + 1} (learning rate ${lr.toPrecision(3)}); lower TrainConfig.learningRate (e.g. ${(cfg.learningRate / 10).toPrecision(3)}) or check the inputs/targets${opts.checkpointDir ? `; the checkpoint in ${opts.checkpointDir} still holds the last finished epoch` : ''}`);
-        }
-        lossSum += lossVal * count;
-        correctSum += correctVal;
+        const step = await trainBatch(r, epoch, b, batches, order, rng, average);
+        lr = step.lr;
+        lossSum += step.loss * step.count;
+        correctSum += step.correct;
         stepsDone++;
-        imagesSeen += count;
-        const elapsed = (Date.now() - runStart) / 1000;
+        imagesSeen += step.count;
         if (opts.onBatch) {
-          const done = b * cfg.batchSize + count;
+          const elapsed = (Date.now() - runStart) / 1000;
+          const done = b * cfg.batchSize + step.count;
           const eSec = (Date.now() - eStart) / 1000;
           opts.onBatch({
             epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches,
-            loss: lossSum / done, batchLoss: lossVal, learningRate: lr,
+            loss: lossSum / done, batchLoss: step.loss, learningRate: lr,
             imagesPerSecond: eSec > 0 ? done / eSec : 0,
             etaSeconds: (elapsed / stepsDone) * (totalSteps - stepsDone),
           });
@@ -542,33 +623,10 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
         epoch: epoch + 1, learningRate: lr, loss: lossSum / n, accuracy: correctSum / n,
         seconds, imagesPerSecond: n / Math.max(seconds, 1e-9), fpmath: processFpMath(),
       };
-      if (opts.val) {
-        const v = await evaluateLoss(model, opts.val, opts.evalBatchSize ?? 256);
-        record.valLoss = v.loss;
-        record.valAccuracy = v.accuracy;
-        if (average) {
-          const val = opts.val;
-          const a = await average.withAverage(() => evaluateLoss(model, val, opts.evalBatchSize ?? 256));
-          record.emaValLoss = a.loss;
-          record.emaValAccuracy = a.accuracy;
-        }
-      }
+      await validate(r, record, average);
       history.push(record);
-      log(
-        `epoch ${record.epoch}/${cfg.epochs} lr ${lr.toExponential(2)} loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(2)}%` +
-          (record.valAccuracy !== undefined ? ` val_loss ${record.valLoss!.toFixed(4)} val_acc ${(100 * record.valAccuracy).toFixed(2)}%` : '') +
-          (record.emaValAccuracy !== undefined ? ` ema_val_acc ${(100 * record.emaValAccuracy).toFixed(2)}%` : '') +
-          ` ${record.imagesPerSecond.toFixed(0)} img/s (${tf.getBackend()})`,
-      );
-      if (opts.checkpointDir) {
-        const state: TrainState = {
-          format: 'copycat-train-state', version: 1, epochsCompleted: epoch + 1, config: cfg, history,
-          modelName: model.name, backend: tf.getBackend(), savedAt: new Date().toISOString(),
-        };
-        // Dropout seeds are per-step values; the saved topology keeps the user's original ones.
-        dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
-        await saveCheckpoint(opts.checkpointDir, epoch + 1, model, optimizer, state, average?.named());
-      }
+      r.log(epochLine(record, cfg.epochs));
+      await checkpoint(r, epoch + 1, history, average);
       if (opts.onEpoch) await opts.onEpoch(record, history);
     }
     // The average is what the run delivers; the raw weights' last accuracy stays in the history.
@@ -579,10 +637,10 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
       imagesPerSecond: trainSeconds > 0 ? imagesSeen / trainSeconds : NaN,
     };
   } finally {
-    logPrior?.dispose();
+    r.logPrior?.dispose();
     average?.dispose();
     savedAverage?.forEach((w) => w.tensor.dispose());
-    dropouts.forEach((d, i) => (d.seed = savedSeeds[i]));
+    r.dropouts.forEach((d, i) => (d.seed = r.savedSeeds[i]));
     optimizer.dispose();
     // MomentumOptimizer.dispose() (tfjs-core 4.22) forgets the learning-rate scalar of its SGD base.
     if (optimizer.getClassName() === 'Momentum') (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
