@@ -26,6 +26,7 @@ export * from './oracle/server';
 export * from './stolenLabels';
 export * from './copycatEnsemble';
 export * from './report';
+export * from './notebookPreamble';
 export * from './run';
 export * from './steps/inputs';
 export * from './steps/variants';

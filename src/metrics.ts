@@ -144,3 +144,22 @@ export function performanceOverTarget(copycatMacro: number, oracleMacro: number)
   if (!(oracleMacro > 0)) throw new Error(`performanceOverTarget: oracle macro average must be > 0, got ${oracleMacro}`);
   return copycatMacro / oracleMacro;
 }
+
+/**
+ * Per class of the oracle's answers: of the test images the oracle puts in class c, the share the copycat
+ * puts there too (null for a class the oracle never predicts). Where agreement is lost, class by class.
+ */
+export function perClassAgreement(oraclePreds: ArrayLike<number>, copyPreds: ArrayLike<number>, numClasses: number): (number | null)[] {
+  if (oraclePreds.length !== copyPreds.length) {
+    throw new Error(`perClassAgreement: oraclePreds has ${oraclePreds.length} labels but copyPreds has ${copyPreds.length}; expected equal lengths`);
+  }
+  const total = new Array<number>(numClasses).fill(0);
+  const same = new Array<number>(numClasses).fill(0);
+  for (let i = 0; i < oraclePreds.length; i++) {
+    const c = oraclePreds[i];
+    if (!(c >= 0 && c < numClasses)) throw new Error(`perClassAgreement: oraclePreds[${i}] = ${c} is not a class in 0..${numClasses - 1}`);
+    total[c]++;
+    if (copyPreds[i] === c) same[c]++;
+  }
+  return total.map((t, c) => (t ? same[c] / t : null));
+}

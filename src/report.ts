@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import type { TableRow } from './display/notebook';
 import { writeFileAtomic } from './io';
+import { Metrics, perClassAgreement } from './metrics';
 
 /** One row of the paper-style results table. Numbers are fractions (0..1) except `queries`. */
 export interface ResultRow {
@@ -112,4 +114,32 @@ export function writeResults(dir: string, t: ResultsTable): { md: string; csv: s
   writeFileAtomic(out.csv, resultsCsv(t));
   writeFileAtomic(out.json, JSON.stringify(t, null, 2) + '\n');
   return out;
+}
+
+// Table rows the notebooks show (showTable), so no notebook formats numbers by hand.
+
+
+/** One row per copycat: images, queries, accuracy, macro F1, agreement, % of target, minutes. */
+export function copycatRows(results: { set: string; trainImages: number; queries: number; metrics: Metrics; agreement: number; performanceOverTarget: number; wallSeconds: number }[]): TableRow[] {
+  return results.map((r) => ({
+    copycat: r.set, images: r.trainImages, queries: r.queries, accuracy: pct(r.metrics.accuracy), 'macro F1': dec(r.metrics.macroAverage),
+    agreement: pct(r.agreement), 'perf. over target': pct(r.performanceOverTarget), minutes: (r.wallSeconds / 60).toFixed(1),
+  }));
+}
+
+/** One row per stolen set: images, queries, cost and how unevenly the oracle's answers fall on its classes. */
+export function stolenSetRows(sets: Record<string, { n: number; queries: number; costUsd: number; histogram: { maxOverMin: number } }>): TableRow[] {
+  return Object.entries(sets).map(([name, s]) => ({
+    set: name, images: s.n, queries: s.queries, 'cost (US$)': s.costUsd.toFixed(2), 'most/least frequent class': s.histogram.maxOverMin.toFixed(1),
+  }));
+}
+
+/** Per class: the share of the oracle's answers of that class that each copycat gives too (perClassAgreement). */
+export function perClassAgreementRows(oraclePreds: ArrayLike<number>, copies: { set: string; testPredictions: ArrayLike<number> }[], classNames: readonly string[]): TableRow[] {
+  const shares = copies.map((c) => perClassAgreement(oraclePreds, c.testPredictions, classNames.length));
+  return classNames.map((name, k) => {
+    const row: TableRow = { class: name };
+    copies.forEach((c, i) => (row[c.set] = shares[i][k] === null ? '-' : `${(100 * shares[i][k]!).toFixed(1)} %`));
+    return row;
+  });
 }

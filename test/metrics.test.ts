@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
 import {
+  perClassAgreement,
   agreement, computeMetrics, formatConfusion, formatPerClassTable, formatSeedReport, performanceOverTarget,
 } from '../src/metrics';
 
@@ -68,5 +69,12 @@ describe('metrics', () => {
     close(performanceOverTarget(0.3324, 0.8306), 0.3324 / 0.8306);
     assert.throws(() => agreement([1], [1, 2]), /equal lengths/);
     assert.throws(() => performanceOverTarget(0.5, 0), /must be > 0/);
+  });
+
+  it('per-class agreement: of the oracle\'s answers of each class, the share the copy gives too', () => {
+    //             oracle: 0 0 0 1 1 2 ; copy agrees on 2 of the three 0s, 1 of the two 1s, never predicts 3
+    assert.deepEqual(perClassAgreement([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], 4), [2 / 3, 1 / 2, 1, null]);
+    assert.throws(() => perClassAgreement([0], [0, 1], 2), /oraclePreds has 1 labels but copyPreds has 2/);
+    assert.throws(() => perClassAgreement([5], [5], 2), /oraclePreds\[0\] = 5 is not a class in 0\.\.1/);
   });
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CITED_ROWS, resultsCsv, resultsMarkdown, ResultsTable, writeResults } from '../src/report';
+import { CITED_ROWS, copycatRows, perClassAgreementRows, resultsCsv, resultsMarkdown, ResultsTable, stolenSetRows, writeResults } from '../src/report';
 import { tempDir } from './tempDirs';
 
 const table: ResultsTable = {
@@ -36,5 +36,16 @@ describe('results table', () => {
     assert.deepEqual(JSON.parse(fs.readFileSync(files.json, 'utf8')).rows[1].queries, 500);
     assert.ok(fs.readFileSync(files.md, 'utf8').startsWith('# Results'));
     assert.ok(!fs.existsSync(files.csv + '.tmp'));
+  });
+
+  it('gives the notebooks their table rows, formatted once', () => {
+    const metrics = { n: 10000, accuracy: 0.8636, macroAverage: 0.86401, microAverage: 0.8636, macroPrecision: 0.86, macroRecall: 0.86, classNames: [], perClass: [], confusion: [] };
+    assert.deepEqual(copycatRows([{ set: 'NPD-SL', trainImages: 80000, queries: 79987, metrics, agreement: 0.9, performanceOverTarget: 0.95413, wallSeconds: 90 }]), [{
+      copycat: 'NPD-SL', images: 80000, queries: 79987, accuracy: '86.36 %', 'macro F1': '0.8640', agreement: '90.00 %', 'perf. over target': '95.41 %', minutes: '1.5',
+    }]);
+    assert.deepEqual(stolenSetRows({ 'PD-SL': { n: 500, queries: 500, costUsd: 0.5, histogram: { maxOverMin: Infinity } } }),
+      [{ set: 'PD-SL', images: 500, queries: 500, 'cost (US$)': '0.50', 'most/least frequent class': 'Infinity' }]);
+    assert.deepEqual(perClassAgreementRows([0, 0, 1], [{ set: 'NPD-SL', testPredictions: [0, 1, 1] }], ['a', 'b', 'c']),
+      [{ class: 'a', 'NPD-SL': '50.0 %' }, { class: 'b', 'NPD-SL': '100.0 %' }, { class: 'c', 'NPD-SL': '-' }]);
   });
 });
