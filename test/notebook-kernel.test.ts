@@ -79,7 +79,7 @@ describe('notebook kernel (tslab via nbclient)', function () {
     const file = path.join(tmp, 'ok.ipynb');
     fs.writeFileSync(file, notebook([
       `console.log('profile=' + process.env.COPYCAT_PROFILE + ' run=' + process.env.COPYCAT_RUN_DIR);`,
-      `${LOAD_SRC}\nconst nb = src('notebook'); const pr = src('progress');\nconsole.log('inNotebook=' + nb.inNotebook());`,
+      `${LOAD_SRC}\nconst nb = src('display/notebook'); const pr = src('display/progress');\nconsole.log('inNotebook=' + nb.inNotebook());`,
       `const p = pr.progress(500, { label: 'steps' });\nfor (let i = 0; i < 500; i++) { p.tick(1, { loss: 1 / (i + 1) }); }\np.finish();`,
       `nb.showTable([{ model: 'oracle', acc: 0.5 }]);`,
     ]));
@@ -118,7 +118,7 @@ describe('notebook kernel (tslab via nbclient)', function () {
   it('echoes progress bars and step lines to the terminal, named by notebook (a log: sparse lines, no carriage returns)', () => {
     const file = path.join(tmp, '03_echo.ipynb');
     fs.writeFileSync(file, notebook([
-      `${LOAD_SRC}\nconst pr = src('progress');\nconsole.log('oracle: reused (key 3f2a)');\nconsole.log('| a table | row |');`,
+      `${LOAD_SRC}\nconst pr = src('display/progress');\nconsole.log('oracle: reused (key 3f2a)');\nconsole.log('| a table | row |');`,
       `const p = pr.progress(30, { label: 'copycat NPD-SL', unit: 'step' });\n` +
         `for (let i = 0; i < 30; i++) { await new Promise((r) => setTimeout(r, 50)); p.tick(1, { epoch: (i < 15 ? 1 : 2) + '/2' }); }\np.finish();`,
     ]));

@@ -1,0 +1,182 @@
+import type { ParseArgsConfig } from 'util';
+import { defenceExperiment } from '../../src/experiments/defences';
+import { distilCopycat } from '../../src/experiments/distillation';
+import { scoreCopycatEnsemble, viewsSuffix } from '../../src/experiments/ensembleStep';
+import { queryBudgetCurve } from '../../src/experiments/queryBudget';
+import { parseSeeds, trainSeedMembers } from '../../src/experiments/seedMembers';
+import { COPYCAT_SETS, type CopycatSetName } from '../../src/config';
+import { resultsMarkdown } from '../../src/report';
+import type { Run } from '../../src/run';
+import { trainCopycat } from '../../src/steps/copycatStep';
+import type { StepHooks } from '../../src/steps/inputs';
+import type { OracleResult } from '../../src/steps/oracleStep';
+import { writeRunResults } from '../../src/steps/resultsStep';
+import { stealLabels } from '../../src/steps/stealStep';
+
+/**
+ * The experiments `npm run experiment -- NAME` knows: each entry is its usage line, its own options, their
+ * checks and how it runs and prints (one JSON line per result). A new experiment is one entry here.
+ */
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface ExperimentContext {
+  run: Run;
+  /** The run's oracle: every experiment attacks it (trained first, reused when finished). */
+  oracle: OracleResult;
+  values: Values;
+  /** Set with --stop-before: ends a long training on its last checkpoint. */
+  hooks?: Pick<StepHooks, 'signal' | 'onEpoch'>;
+  t0: number;
+}
+
+export interface Experiment {
+  name: string;
+  usage: string;
+  options: Options;
+  /** Whether --stop-before applies (long trainings that checkpoint per epoch). */
+  stoppable?: boolean;
+  /** Rejects bad options before anything is trained (errors name the option and what it expects). */
+  check?(values: Values): void;
+  run(ctx: ExperimentContext): Promise<void>;
+}
+
+const list = (s: unknown): string[] => String(s).split(',').map((x) => x.trim()).filter(Boolean);
+const print = (v: unknown): void => console.log(JSON.stringify(v));
+
+function oneSet(name: string, v: unknown): void {
+  if (v !== undefined && !COPYCAT_SETS.includes(v as CopycatSetName)) throw new Error(`${name}: --sets takes one of ${COPYCAT_SETS.join(', ')}, got '${v}'`);
+}
+
+export function positiveEpochs(v: Values): number | undefined {
+  if (v.epochs === undefined) return undefined;
+  const epochs = Number(v.epochs);
+  if (!(Number.isInteger(epochs) && epochs > 0)) throw new Error(`--epochs must be a positive integer, got '${v.epochs}'`);
+  return epochs;
+}
+
+export function shiftOf(name: string, v: Values): number {
+  const shift = v.shift === undefined ? 0 : Number(v.shift);
+  if (!(Number.isInteger(shift) && shift >= 0 && shift < 16)) throw new Error(`${name}: --shift must be a whole number of pixels from 0 to 15, got '${v.shift}'`);
+  return shift;
+}
+
+const weightOf = (v: Values): number => (v.weight === undefined || String(v.weight).trim() === '' ? NaN : Number(v.weight));
+
+export const EXPERIMENTS: Experiment[] = [
+  {
+    name: 'oracle',
+    usage: 'oracle --profile full                            the oracle only; prints its metrics JSON',
+    options: {},
+    async run({ run, oracle }) {
+      const { testPredictions: _omitted, history, ...summary } = oracle;
+      print({ experiment: 'oracle', profile: run.config.profile, runDir: run.dir, ...summary, epochs: history.length, lastEpoch: history[history.length - 1] });
+    },
+  },
+  {
+    name: 'pipeline',
+    usage: 'pipeline --profile quick [--sets NPD-SL,PD-SL]   oracle, stolen labels, copycats, results table',
+    options: { sets: { type: 'string' } },
+    check(v) {
+      const unknown = v.sets ? list(v.sets).filter((x) => !COPYCAT_SETS.includes(x as CopycatSetName)) : [];
+      if (unknown.length) throw new Error(`--sets: unknown copycat set(s) ${unknown.join(', ')}; expected a comma-separated subset of ${COPYCAT_SETS.join(',')}`);
+    },
+    async run({ run, values, t0 }) {
+      await stealLabels(run);
+      const sets = values.sets ? (list(values.sets) as CopycatSetName[]) : run.config.copycat.sets;
+      for (const set of sets) await trainCopycat(run, set);
+      console.log(resultsMarkdown(writeRunResults(run, { wallSeconds: (Date.now() - t0) / 1000 })));
+    },
+  },
+  {
+    name: 'budget',
+    usage: 'budget --profile quick [--budgets 1000,5000] [--epochs N]   05: copy quality vs number of queries',
+    options: { budgets: { type: 'string' }, epochs: { type: 'string' } },
+    check(v) {
+      positiveEpochs(v);
+      if (v.budgets && list(v.budgets).some((b) => !Number.isInteger(Number(b)) || Number(b) < 1)) throw new Error(`--budgets must be comma-separated positive integers, got '${v.budgets}'`);
+    },
+    async run({ run, values }) {
+      const budgets = values.budgets ? list(values.budgets).map(Number) : undefined;
+      for (const p of await queryBudgetCurve(run, { budgets, epochs: positiveEpochs(values) })) print(p);
+    },
+  },
+  {
+    name: 'defences',
+    usage: 'defences --profile quick [--epochs N]                06: defences vs honest-user accuracy',
+    options: { epochs: { type: 'string' } },
+    check: (v) => void positiveEpochs(v),
+    async run({ run, values }) {
+      for (const r of await defenceExperiment(run, { epochs: positiveEpochs(values) })) print(r);
+    },
+  },
+  {
+    name: 'ensemble',
+    usage: 'ensemble --run-dir D --models M1,M2 [--flip] [--shift PX] [--name N] [--recompute]\n' +
+      '      saved copycats of D\'s oracle scored as one ensemble; each copy\'s probabilities per view are cached in D\n' +
+      '      and reused while its weights are unchanged (--recompute: predict anew)',
+    options: { models: { type: 'string' }, flip: { type: 'boolean' }, shift: { type: 'string' }, name: { type: 'string' }, recompute: { type: 'boolean' } },
+    check(v) {
+      if (!v.models) throw new Error('ensemble: --models is required (comma-separated saved copycat model directories)');
+      shiftOf('ensemble', v);
+    },
+    async run({ run, values }) {
+      const members = list(values.models);
+      const shift = shiftOf('ensemble', values);
+      const name = (values.name as string | undefined) ?? `${members.length}-members${viewsSuffix({ flip: !!values.flip, shift })}`;
+      const { metrics, ...r } = await scoreCopycatEnsemble(run, members, { name, flip: !!values.flip, shift, cache: !values.recompute });
+      print({ experiment: 'ensemble', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage });
+    },
+  },
+  {
+    name: 'members',
+    usage: 'members --run-dir D --seeds 1-3 [--sets NPD-SL] [--group G] [--flip] [--shift PX] [--stop-before T]\n' +
+      '      copycats differing only in their seed, then their ensemble',
+    options: { seeds: { type: 'string' }, sets: { type: 'string' }, group: { type: 'string' }, flip: { type: 'boolean' }, shift: { type: 'string' } },
+    stoppable: true,
+    check(v) {
+      if (!v.seeds) throw new Error('members: --seeds is required, e.g. --seeds 1,2,3 or --seeds 1-4');
+      parseSeeds(String(v.seeds));
+      oneSet('members', v.sets);
+      shiftOf('members', v);
+    },
+    async run({ run, values, hooks }) {
+      await stealLabels(run); // the members learn from the run's stolen answers; asked once, then read from the cache
+      const r = await trainSeedMembers(run, parseSeeds(String(values.seeds)), {
+        set: values.sets as CopycatSetName | undefined, group: values.group as string | undefined, flip: !!values.flip, shift: shiftOf('members', values), hooks,
+      });
+      for (const m of r.members) {
+        print({ experiment: 'member', group: r.group, seed: m.seed, modelDir: m.modelDir, accuracy: m.metrics.accuracy, macroAverage: m.metrics.macroAverage, agreement: m.agreement, performanceOverTarget: m.performanceOverTarget, wallSeconds: m.wallSeconds, trainingSeconds: m.trainingSeconds });
+      }
+      if (r.ensemble) {
+        const { metrics, ...e } = r.ensemble;
+        print({ experiment: 'ensemble', ...e, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage });
+      }
+    },
+  },
+  {
+    name: 'distil',
+    usage: 'distil --run-dir D --teachers M1[,M2] --weight 0.5 --name N [--sets NPD-SL] [--epochs E] [--seed S] [--teacher-on all|altered] [--stop-before T]\n' +
+      '      a copycat trained on D\'s stolen set with teacher targets',
+    options: { teachers: { type: 'string' }, weight: { type: 'string' }, name: { type: 'string' }, sets: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, 'teacher-on': { type: 'string' } },
+    stoppable: true,
+    check(v) {
+      if (!v.teachers || !v.name || v.weight === undefined) throw new Error('distil: --teachers (comma-separated saved copycat model directories), --weight (0..1) and --name are required');
+      const weight = weightOf(v);
+      if (!(weight >= 0 && weight <= 1)) throw new Error(`distil: --weight must be a number in [0, 1], got '${v.weight}'`);
+      oneSet('distil', v.sets);
+      if (v['teacher-on'] !== undefined && !['all', 'altered'].includes(String(v['teacher-on']))) throw new Error(`distil: --teacher-on takes all or altered, got '${v['teacher-on']}'`);
+      if (v.seed !== undefined && !/^[1-9]\d*$/.test(String(v.seed))) throw new Error(`distil: --seed must be a whole number >= 1, got '${v.seed}'`);
+      positiveEpochs(v);
+    },
+    async run({ run, values, hooks }) {
+      const { metrics, history, ...r } = await distilCopycat(run, list(values.teachers), {
+        name: String(values.name), weight: weightOf(values), set: values.sets as CopycatSetName | undefined, epochs: positiveEpochs(values),
+        seed: values.seed === undefined ? undefined : Number(values.seed),
+        teacherOn: values['teacher-on'] as 'all' | 'altered' | undefined, hooks,
+      });
+      print({ experiment: 'distil', ...r, accuracy: metrics.accuracy, macroAverage: metrics.macroAverage, epochs: history.length });
+    },
+  },
+];

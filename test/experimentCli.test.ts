@@ -1,0 +1,63 @@
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tmpDir } from './oracleFixtures';
+import { npdFolder, tinyOverrides } from './stepFixtures';
+
+/**
+ * `npm run experiment` as a user runs it (a child process): options are checked per experiment before
+ * anything trains, and the seed-members experiment reuses finished members and their cached test-set
+ * probabilities, stops at --stop-before on a checkpoint (exit 75) and resumes from it.
+ */
+
+const ROOT = path.resolve(__dirname, '..');
+
+function experiment(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/ts-node/dist/bin.js'), '--transpile-only', path.join(ROOT, 'scripts/experiment.ts'), ...args], {
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, COPYCAT_PROGRESS: '', ...env },
+  });
+  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
+}
+
+describe('experiment command', function () {
+  this.timeout(600_000);
+
+  it('checks each experiment\'s own options before training anything', () => {
+    const none = experiment(['members', '--run-dir', tmpDir('exp-none')]);
+    assert.equal(none.code, 1);
+    assert.match(none.out, /members: --seeds is required/);
+    const foreign = experiment(['pipeline', '--seeds', '1-2']);
+    assert.equal(foreign.code, 1);
+    assert.match(foreign.out, /Unknown option '--seeds'/);
+    const unknown = experiment(['nope']);
+    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|defences\|ensemble\|members\|distil/);
+    assert.match(experiment(['--help']).out, /members --run-dir D --seeds 1-3/);
+  });
+
+  it('members: reuses finished members and cached probabilities; --stop-before ends on a checkpoint that the rerun resumes', async () => {
+    const dir = tmpDir('exp-members');
+    const env = { COPYCAT_OVERRIDES: JSON.stringify(tinyOverrides(await npdFolder(96), 2)) };
+    const base = ['members', '--profile', 'smoke', '--run-dir', dir];
+    const first = experiment([...base, '--seeds', '1-2', '--flip'], env);
+    assert.equal(first.code, 0, first.out);
+    assert.deepEqual(first.out.split('\n').filter((l) => l.startsWith('{"experiment":"member"')).map((l) => JSON.parse(l).seed), [1, 2]);
+    const again = experiment([...base, '--seeds', '1-2', '--flip'], env);
+    assert.equal(again.code, 0, again.out);
+    assert.match(again.out, /member seed 2 already trained/);
+    // Two members x (plain + mirrored view): all four read back from the view-probability cache.
+    assert.match(again.out, /"viewsFromCache":4,"viewsPredicted":0/);
+
+    const stopped = experiment([...base, '--seeds', '3', '--stop-before', '0.001m'], env);
+    assert.equal(stopped.code, 75, stopped.out);
+    assert.match(stopped.out, /stopped by --stop-before: the next epoch .* would end after/);
+    const group = fs.readdirSync(path.join(dir, 'experiments', 'members'))[0];
+    const latest = JSON.parse(fs.readFileSync(path.join(dir, 'experiments', 'members', group, 's3', 'checkpoints', 'latest.json'), 'utf8'));
+    assert.equal(latest.epoch, 1);
+    const resumed = experiment([...base, '--seeds', '3'], env);
+    assert.equal(resumed.code, 0, resumed.out);
+    assert.match(resumed.out, /Resumed from .*: 1 epoch\(s\) done/);
+    assert.match(resumed.out, /"experiment":"member".*"seed":3/);
+    assert.match(experiment(['ensemble', '--run-dir', dir, '--stop-before', '1h']).out, /Unknown option '--stop-before'/);
+  });
+});
