@@ -163,3 +163,19 @@ export function perClassAgreement(oraclePreds: ArrayLike<number>, copyPreds: Arr
   }
   return total.map((t, c) => (t ? same[c] / t : null));
 }
+
+/** What every scored model reports: its test-set metrics, how long it took and on what backend. */
+export interface Scores {
+  metrics: Metrics;
+  wallSeconds: number;
+  /** The backend and arithmetic that computed it (backendReport().label). */
+  backend: string;
+}
+
+/** A copy's scores: also how closely it follows the oracle on the same test images. */
+export interface CopyScores extends Scores {
+  /** Share of test images where the copy answers as the oracle does. */
+  agreement: number;
+  /** Copy macro F1 / oracle macro F1 (the paper's "performance over target"). */
+  performanceOverTarget: number;
+}

@@ -4,7 +4,7 @@ import * as path from 'path';
 import { assertTrainingBackend, backendReport } from '../platform/backend';
 import type { CopycatSetName } from '../config';
 import { assertSavedModelDirs, loadModel } from '../io';
-import type { Metrics } from '../metrics';
+import type { CopyScores } from '../metrics';
 import { foldBatchNorm } from '../models/fold';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
@@ -52,19 +52,14 @@ export function teacherKey(run: Pick<Run, 'dir'>, dir: string): string {
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : path.resolve(dir);
 }
 
-export interface DistillationResult {
+export interface DistillationResult extends CopyScores {
   name: string;
   set: CopycatSetName;
   teachers: string[];
   teacherWeight: number;
   recipe: DistillationRecipe;
   queries: number;
-  metrics: Metrics;
-  agreement: number;
-  performanceOverTarget: number;
   history: EpochRecord[];
-  wallSeconds: number;
-  backend: string;
 }
 
 /**

@@ -3,29 +3,24 @@ import { backendReport } from '../platform/backend';
 import { evaluateEnsemble, testTimeViews } from '../copycatEnsemble';
 import { compareWithOracle, scoreProbabilities } from '../evaluate';
 import { assertSavedModelDirs, loadModel } from '../io';
-import type { Metrics } from '../metrics';
+import type { CopyScores } from '../metrics';
 import { fileSafeName, readJson, Run, writeJson } from '../run';
 import { cifarForRun } from '../steps/inputs';
 import { oracleEvaluation, readOracleResult } from '../steps/oracleStep';
 import { viewProbabilityCache } from './viewProbabilityCache';
 
-export interface EnsembleResult {
+export interface EnsembleResult extends CopyScores {
   name: string;
   /** Model directories of the members (each a saved copycat). */
   members: string[];
   flip: boolean;
   /** Pixels of the shifted test-time views (0 = none); see EnsembleOptions.shift. */
   shift: number;
-  metrics: Metrics;
-  agreement: number;
-  performanceOverTarget: number;
   /** Each member alone, for comparison (no flip). */
   memberScores: { dir: string; accuracy: number; macroAverage: number; agreement: number }[];
   /** Member views read from the view-probability cache / predicted now (see viewProbabilityCache.ts). */
   viewsFromCache: number;
   viewsPredicted: number;
-  wallSeconds: number;
-  backend: string;
 }
 
 /** The part of an ensemble's name that tells its test-time views: '-flip', '-shift2', '-flip-shift2' or ''. */

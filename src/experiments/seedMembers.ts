@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../platform/backend';
 import type { CopycatSetName } from '../config';
-import type { Metrics } from '../metrics';
+import type { CopyScores } from '../metrics';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
 import type { StepHooks } from '../steps/inputs';
@@ -24,22 +24,18 @@ export interface MemberRecipe {
   fpmath?: 'bf16';
 }
 
-export interface SeedMemberResult {
+export interface SeedMemberResult extends CopyScores {
   seed: number;
   recipe: MemberRecipe;
   /** The saved model, for `npm run experiment -- ensemble --models` and for notebooks. */
   modelDir: string;
   queries: number;
-  metrics: Metrics;
-  agreement: number;
-  performanceOverTarget: number;
   history: EpochRecord[];
   trainImagesPerSecond: number;
   /** Wall time of the process that finished this member; less than its training when it was resumed. */
   wallSeconds: number;
   /** The epochs' own times summed, across every process that trained them (resumes included). */
   trainingSeconds: number;
-  backend: string;
 }
 
 export interface SeedMembersResult {

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { assertTrainingBackend, backendReport } from '../platform/backend';
 import { compareWithOracle, evaluateModel } from '../evaluate';
 import { saveModel } from '../io';
-import { formatSeedReport, Metrics } from '../metrics';
+import { CopyScores, formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
 import { readJson, Run, writeJson } from '../run';
 import { concatImageSets, stolenImageSet } from '../stolenLabels';
@@ -17,19 +17,14 @@ import { trainingProgress } from '../display/trainingProgress';
 import { trainingSummaries } from './trainingSummaries';
 import { beginVariant, copycatVariant, StolenSetName, stolenPartsOf } from './variants';
 
-export interface CopycatResult {
+export interface CopycatResult extends CopyScores {
   set: CopycatSetName;
   architecture: string;
   trainImages: number;
   queries: number;
-  metrics: Metrics;
-  agreement: number;
-  performanceOverTarget: number;
   testPredictions: number[];
   history: EpochRecord[];
-  wallSeconds: number;
   trainImagesPerSecond: number;
-  backend: string;
   /** The variant's key (absent in results written before step keys). */
   key?: string;
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { assertTrainingBackend, backendReport, formatBackendReport } from '../platform/backend';
 import { evaluateModel, Evaluation } from '../evaluate';
-import { formatSeedReport, Metrics } from '../metrics';
+import { formatSeedReport, Scores } from '../metrics';
 import { createModel } from '../models';
 import { loadModel, saveModel } from '../io';
 import { readJson, Run, writeJson } from '../run';
@@ -12,17 +12,14 @@ import { trainingSummaries } from './trainingSummaries';
 import { beginVariant, oracleVariant } from './variants';
 
 /** What the oracle step leaves in its variant folder (oracle/<key>/result.json). */
-export interface OracleResult {
+export interface OracleResult extends Scores {
   architecture: string;
   trainImages: number;
   testImages: number;
-  metrics: Metrics;
   /** Oracle's predicted class for each evaluated test image (for agreement with copycats). */
   testPredictions: number[];
   history: EpochRecord[];
-  wallSeconds: number;
   trainImagesPerSecond: number;
-  backend: string;
   /** The variant's key (absent in results written before step keys). */
   key?: string;
 }
