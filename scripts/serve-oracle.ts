@@ -10,6 +10,7 @@ import { parseArgs } from 'util';
 import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform, type AnswerTransform } from '../src/oracle/answers';
 import { loadModel } from '../src/io';
+import { shortIdentity } from '../src/oracle/identity';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer, type ApiKeyPolicy } from '../src/oracle/server';
 import { CIFAR10_CLASSES } from '../src/types';
@@ -23,6 +24,8 @@ const USAGE = `Usage: npm run oracle:serve -- --model <dir> [options]
   --burst <n>            largest burst in images; default = --rate
   --quota <n>            total images per key (then 429 quota_exceeded)
   --mode <m>             label (default) | topk:<k> | probabilities | rounded:<decimals>
+  --name <text>          name shown in /v1/health; default oracle-<first digits of the model's identity>
+                         (never the model's path: /v1/health answers anyone)
   --price <usd>          US$ per 1000 images shown in /v1/health; default 1
   --max-images <n>       images per batch request; default 256
   --max-body <bytes>     request body limit; default 8388608
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
       burst: { type: 'string' },
       quota: { type: 'string' },
       mode: { type: 'string', default: 'label' },
+      name: { type: 'string' },
       price: { type: 'string' },
       'max-images': { type: 'string' },
       'max-body': { type: 'string' },
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
   const model = await loadModel(values.model);
   const numClasses = model.outputs[0]?.shape[1];
   const served = new LocalOracle(model, {
-    name: values.model,
+    name: values.name,
     answer: values.mode,
     transforms,
     pricePer1000: num(values.price, '--price'),
@@ -113,9 +117,10 @@ async function main(): Promise<void> {
     maxImagesPerRequest: num(values['max-images'], '--max-images'),
     maxBodyBytes: num(values['max-body'], '--max-body'),
     log: values.quiet ? false : undefined,
+    name: values.name ?? `oracle-${shortIdentity(served.info.identity!)}`,
   });
   const limits = [rate ? `${rate} images/min` : 'no rate limit', keys[0].quota !== undefined ? `quota ${keys[0].quota}` : 'no quota'].join(', ');
-  console.log(`oracle ${values.model} (${served.info.numClasses} classes, ${served.info.input.height}x${served.info.input.width}, mode ${values.mode}${transforms.length ? `, defences ${transforms.map((t) => t.name).join(' ')}` : ''})`);
+  console.log(`oracle ${values.model} = ${served.info.identity} (${served.info.numClasses} classes, ${served.info.input.height}x${served.info.input.width}, mode ${values.mode}${transforms.length ? `, defences ${transforms.map((t) => t.name).join(' ')}` : ''})`);
   console.log(`listening on ${srv.url}  keys: ${keys.map((k) => k.id).join(', ')}  (${limits} per key)`);
   console.log(`try: curl -s ${srv.url}/v1/health`);
   const stop = async (): Promise<void> => {

@@ -11,8 +11,9 @@ import type { ImageSet } from './types';
 
 /**
  * The labeling job of the paper: stream unlabeled images through the black box and keep its answers as
- * "stolen labels". Everything paid for goes to the query cache first (src/oracle/cache.ts), so a killed
- * job resumes without asking any image twice, and two sets that share images (NPD+PD-SL) share answers.
+ * "stolen labels". Every answer goes to the query cache (src/oracle/cache.ts) as its response arrives,
+ * before it is used, and every request is recorded there before it is sent, so a killed job resumes
+ * without paying for any image twice, and two sets that share images (NPD+PD-SL) share answers.
  */
 
 export const STOLEN_FORMAT = 'copycat-stolen-labels';
@@ -58,13 +59,25 @@ export interface LabelImagesOptions {
   name?: string;
   /** Where the stolen-label set is written. Default <runDir>/stolen/<name>.json, or next to cacheFile. */
   outFile?: string;
-  /** Images per oracle.query call (and per cache flush); default 256. */
+  /** Images per oracle.query call (the unit of budget checks and of stopping; answers are stored per response); default 256. */
   batchSize?: number;
   onProgress?: (done: number, total: number, costUsd: number, etaSeconds: number) => void;
   /** Show the shared progress line (notebook/terminal/log); default true. false or options. */
   progress?: boolean | ProgressOptions;
-  /** Stops between batches; what was answered so far stays in the cache. */
+  /**
+   * Stops the job: no new request starts, requests in flight finish and their answers are stored, then
+   * labelImages rejects with an AbortError (see stopOnSignals in src/oracle/stopSignals.ts for Ctrl-C).
+   */
   signal?: AbortSignal;
+  /**
+   * Images this cache may have paid for in total, over every set and every run (answers in the cache
+   * plus requests that may have been charged); recorded with the cache, so a rerun keeps it without
+   * being told again. null lifts a recorded budget. Default: the oracle's own budget (info.budget) when
+   * it has one, else the recorded one.
+   */
+  budget?: number | null;
+  /** Older cache headers naming this same oracle (see OpenCacheOptions.sameOracleNames in src/oracle/cache.ts). */
+  sameOracleNames?: readonly string[];
 }
 
 function resolvePaths(opts: LabelImagesOptions): { cacheFile: string; outFile: string } {
@@ -91,6 +104,11 @@ function abortError(signal: AbortSignal, done: number, total: number): Error {
 /**
  * Labels every image of `images` with `oracle` (any Oracle) and writes the stolen-label set. Images
  * already in the cache are not asked again; duplicates inside `images` are asked once.
+ *
+ * Never paying twice: each request is written ahead to the cache's sidecar before it is sent, each
+ * response's answers are appended and fsync'ed as it arrives (before anything uses them), and requests
+ * a killed run left pending are resent first exactly as they were (same images, same derived
+ * Idempotency-Key), so a server that honours keys replays them instead of charging again.
  */
 export async function labelImages(oracle: Oracle, images: ImageSet, opts: LabelImagesOptions): Promise<StolenLabelSet> {
   const { cacheFile, outFile } = resolvePaths(opts);
@@ -102,67 +120,67 @@ export async function labelImages(oracle: Oracle, images: ImageSet, opts: LabelI
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`labelImages: batchSize must be an integer >= 1, got ${batchSize}`);
 
   const hashes = imageHashes(images.images, n, px);
-  const cache = QueryCache.open(cacheFile, oracle.info, { height, width });
+  const cache = QueryCache.open(cacheFile, oracle.info, { height, width }, { sameOracleNames: opts.sameOracleNames });
   try {
-    // First occurrence of each hash not yet paid for: the work list.
-    const seen = new Set<string>();
-    const todo: number[] = [];
-    let fromCache = 0;
-    for (let i = 0; i < n; i++) {
-      const h = hashes[i];
-      if (seen.has(h)) continue;
-      seen.add(h);
-      if (cache.has(h)) fromCache++;
-      else todo.push(i);
-    }
-    const distinct = seen.size;
+    if (opts.budget !== undefined) cache.setBudget(opts.budget ?? undefined);
+    else if (oracle.info.budget !== undefined) cache.setBudget(oracle.info.budget);
+    const work = workList(cache, hashes);
+    const { distinct, fromCache, resend, todo } = work;
+    const total = todo.length + work.resendUnanswered;
     const price = oracle.info.pricePer1000;
-    const bar = opts.progress === false ? undefined : makeProgress(todo.length, { label: `oracle queries (${opts.name ?? 'stolen'})`, unit: 'img', ...(typeof opts.progress === 'object' ? opts.progress : {}) });
+    const bar = opts.progress === false ? undefined : makeProgress(total, { label: `oracle queries (${opts.name ?? 'stolen'})`, unit: 'img', ...(typeof opts.progress === 'object' ? opts.progress : {}) });
     const t0 = Date.now();
     let asked = 0;
     const report = (): void => {
       const secs = (Date.now() - t0) / 1000;
-      const eta = asked > 0 ? ((todo.length - asked) * secs) / asked : Infinity;
-      opts.onProgress?.(asked, todo.length, costOf(asked, price), eta);
+      const eta = asked > 0 ? ((total - asked) * secs) / asked : Infinity;
+      opts.onProgress?.(asked, total, costOf(asked, price), eta);
       bar?.update(asked, { cost: `$${costOf(asked, price).toFixed(2)}`, cached: fromCache });
+    };
+    /** Asks images `idx` (one query), storing each response's answers as it arrives. */
+    const ask = async (idx: number[], maxImagesPerRequest?: number): Promise<void> => {
+      const store = (start: number, answers: (OracleAnswer | undefined)[]): void => {
+        asked += cache.append(answers.flatMap((a, k) => (a ? [{ hash: hashes[idx[start + k]], answer: a }] : [])));
+        report();
+      };
+      let answers: OracleAnswer[];
+      try {
+        answers = await oracle.query(gather(images, idx), {
+          onRequests: (reqs) => cache.recordRequests(reqs.map((r) => ({ key: r.key, hashes: idx.slice(r.start, r.start + r.count).map((i) => hashes[i]) }))),
+          onAnswers: store,
+          stop: opts.signal,
+          maxImagesPerRequest,
+        });
+      } catch (e) {
+        // Answers that arrived before the failure were paid: keep them (an oracle without onAnswers
+        // hands them over only here).
+        const partial = partialAnswersOf(e);
+        if (partial) store(0, partial);
+        if (opts.signal?.aborted) throw abortError(opts.signal, asked, total);
+        throw e;
+      }
+      if (answers.length !== idx.length) throw new Error(`labelImages: oracle returned ${answers.length} answers for ${idx.length} images`);
+      store(0, answers); // a no-op for answers already stored from onAnswers
     };
     report();
     try {
+      // Requests a killed run may have been charged for: the same requests again, so they are replayed.
+      for (const group of resend) {
+        if (opts.signal?.aborted) throw abortError(opts.signal, asked, total);
+        await ask(group, group.length);
+      }
       for (let b = 0; b < todo.length; b += batchSize) {
-        if (opts.signal?.aborted) throw abortError(opts.signal, asked, todo.length);
+        if (opts.signal?.aborted) throw abortError(opts.signal, asked, total);
         let idx = todo.slice(b, b + batchSize);
-        // Spend the budget to the last image, then stop with the standard error.
-        const remaining = oracle.stats().remaining;
+        // Spend the budget (and a server's quota) to the last image, then stop with the standard error.
+        const left = budgetLeft(oracle, cache);
         let budgetStop: QueryBudgetExceeded | undefined;
-        if (remaining !== undefined && remaining < idx.length) {
-          budgetStop = new QueryBudgetExceeded(
-            oracle.stats().queries + remaining,
-            oracle.stats().budget ?? remaining,
-            idx.length - remaining,
-            `query budget (${todo.length - asked - remaining} images of this set stay unlabeled; answers so far are cached)`,
-          );
-          idx = idx.slice(0, remaining);
+        if (left && left.images < idx.length) {
+          const unlabeled = todo.length - b - left.images;
+          budgetStop = new QueryBudgetExceeded(left.used + left.images, left.limit, idx.length - left.images, `${left.what} (${unlabeled} images of this set stay unlabeled; answers so far are cached)`);
+          idx = idx.slice(0, left.images);
         }
-        if (idx.length > 0) {
-          const batch = gather(images, idx);
-          let answers: (OracleAnswer | undefined)[];
-          try {
-            answers = await oracle.query(batch);
-          } catch (e) {
-            // Answers that arrived before the failure were paid: keep them.
-            const partial = partialAnswersOf(e);
-            if (partial) {
-              const got = idx.flatMap((i, k) => (partial[k] ? [{ hash: hashes[i], answer: partial[k]! }] : []));
-              cache.append(got);
-              asked += got.length;
-            }
-            throw e;
-          }
-          if (answers.length !== idx.length) throw new Error(`labelImages: oracle returned ${answers.length} answers for ${idx.length} images`);
-          cache.append(idx.map((i, k) => ({ hash: hashes[i], answer: answers[k]! })));
-          asked += idx.length;
-          report();
-        }
+        if (idx.length > 0) await ask(idx);
         if (budgetStop) throw budgetStop;
       }
     } finally {
@@ -213,6 +231,51 @@ export async function labelImages(oracle: Oracle, images: ImageSet, opts: LabelI
   } finally {
     cache.close();
   }
+}
+
+/**
+ * What to ask: the first occurrence of each image not in the cache, minus the images of requests a
+ * killed run left pending, which are resent as they were (groups of indices, in request order) when all
+ * their images are in this set. A pending request with images outside this set stays pending for the
+ * run that has them.
+ */
+function workList(cache: QueryCache, hashes: string[]): { distinct: number; fromCache: number; todo: number[]; resend: number[][]; resendUnanswered: number } {
+  const first = new Map<string, number>();
+  hashes.forEach((h, i) => {
+    if (!first.has(h)) first.set(h, i);
+  });
+  const resend: number[][] = [];
+  const inResend = new Set<string>();
+  let resendUnanswered = 0;
+  for (const r of cache.pendingRequests()) {
+    if (!r.hashes.every((h) => first.has(h) && !inResend.has(h))) continue;
+    resend.push(r.hashes.map((h) => first.get(h)!));
+    for (const h of r.hashes) {
+      inResend.add(h);
+      if (!cache.has(h)) resendUnanswered++;
+    }
+  }
+  const todo: number[] = [];
+  let fromCache = 0;
+  for (const [h, i] of first) {
+    if (cache.has(h)) fromCache++;
+    else if (!inResend.has(h)) todo.push(i);
+  }
+  return { distinct: first.size, fromCache, todo, resend, resendUnanswered };
+}
+
+/**
+ * Images that may still be asked, and which limit binds: the budget recorded with the cache (answers
+ * there plus pending requests count as spent), the oracle's own budget, a server's known quota.
+ */
+function budgetLeft(oracle: Oracle, cache: QueryCache): { images: number; used: number; limit: number; what: string } | undefined {
+  const spent = cache.size + cache.pendingImages();
+  const limits: { images: number; used: number; limit: number; what: string }[] = [];
+  if (cache.budget !== undefined) limits.push({ images: Math.max(0, cache.budget - spent), used: spent, limit: cache.budget, what: 'query budget recorded with the cache' });
+  const st = oracle.stats();
+  if (st.remaining !== undefined) limits.push({ images: Math.max(0, st.remaining), used: st.queries, limit: st.budget ?? st.queries + st.remaining, what: 'query budget' });
+  if (st.quotaRemaining !== undefined) limits.push({ images: Math.max(0, st.quotaRemaining), used: st.queries, limit: st.queries + st.quotaRemaining, what: 'server quota for this API key' });
+  return limits.sort((x, y) => x.images - y.images)[0];
 }
 
 /** The parts of a stolen-label set that do not depend on which call wrote it. */

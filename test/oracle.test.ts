@@ -17,6 +17,7 @@ import {
 } from '../src/oracle/answers';
 import { costOf, QueryBudgetExceeded } from '../src/oracle/budget';
 import { imageHash, QueryCache } from '../src/oracle/cache';
+import { requestKey } from '../src/oracle/identity';
 import { LocalOracle } from '../src/oracle/local';
 import { TokenBucket } from '../src/oracle/rateLimit';
 import { randomImages, tinyModel, tmpDir } from './oracleFixtures';
@@ -141,6 +142,18 @@ describe('oracle: LocalOracle', () => {
     assert.equal(t[0].topk![0].label, truth[0]);
   });
 
+  it('identity: a digest of weights and answer settings, never of the name; computing it leaves no tensor', async () => {
+    const model = tinyModel();
+    const before = tf.memory().numTensors;
+    const a = new LocalOracle(model, { name: 'data/runs/x/oracle' });
+    assert.equal(tf.memory().numTensors, before, 'no tensors created');
+    assert.match(a.info.identity!, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(new LocalOracle(tinyModel(), { name: 'elsewhere' }).info.identity, a.info.identity, 'same weights, other name: same oracle');
+    assert.notEqual(new LocalOracle(tinyModel(8, 10, 8)).info.identity, a.info.identity);
+    assert.notEqual(new LocalOracle(model, { answer: 'probabilities' }).info.identity, a.info.identity);
+    assert.notEqual(new LocalOracle(model, { transforms: [roundingTransform(2)] }).info.identity, a.info.identity);
+  });
+
   it('rejects images of the wrong size with both sizes named', async () => {
     const o = new LocalOracle(tinyModel(8));
     await assert.rejects(o.query(randomImages(2, 4)), /images are 4x4, the model takes 8x8/);
@@ -210,5 +223,70 @@ describe('oracle: query cache file', () => {
     assert.throws(() => QueryCache.open(file, { ...info, name: 'other' }, { height: 8, width: 8 }), /oracle name 'm' vs 'other'/);
     fs.appendFileSync(file, 'garbage\n{"h":"x"}\n');
     assert.throws(() => QueryCache.open(file, info, { height: 8, width: 8 }), /q.jsonl: line 2 is not valid JSON/);
+  });
+
+  it('is keyed by the oracle\'s identity: an old header (no identity) opens under its name and is bound, then any name opens it', () => {
+    const file = path.join(tmpDir('cache'), 'q.jsonl');
+    // A cache as the pipeline wrote it before identities: the oracle named after its run.
+    const legacy = { ...info, name: 'oracle of run full-1' };
+    const c0 = QueryCache.open(file, legacy, { height: 8, width: 8 });
+    c0.append([{ hash: h(0), answer: { label: 3 } }]);
+    c0.close();
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]).oracle.identity, undefined);
+    const id = 'sha256:' + 'a'.repeat(64);
+    assert.throws(() => QueryCache.open(file, { ...legacy, name: 'other', identity: id }, { height: 8, width: 8 }), /oracle name 'oracle of run full-1' vs 'other'/);
+    const c1 = QueryCache.open(file, { ...legacy, identity: id }, { height: 8, width: 8 });
+    assert.equal(c1.get(h(0))?.label, 3, 'same name, same settings: the paid answers are usable');
+    c1.close();
+    const c2 = QueryCache.open(file, { ...info, name: 'served at another URL', kind: 'http', identity: id }, { height: 8, width: 8 });
+    assert.equal(c2.size, 1, 'bound to the identity: the name no longer matters');
+    c2.close();
+    assert.throws(() => QueryCache.open(file, { ...legacy, identity: 'sha256:' + 'b'.repeat(64) }, { height: 8, width: 8 }), /belongs to another oracle setting \(oracle identity sha256:a+ vs sha256:b+/);
+    // A caller can vouch for an old header written under another name.
+    const f2 = path.join(tmpDir('cache'), 'q.jsonl');
+    QueryCache.open(f2, { ...info, name: 'data/runs/full-1/oracle' }, { height: 8, width: 8 }).close();
+    QueryCache.open(f2, { ...info, name: 'oracle of run full-1', identity: id }, { height: 8, width: 8 }, { sameOracleNames: ['data/runs/full-1/oracle'] }).close();
+    assert.throws(() => QueryCache.open(f2, { ...info, answer: { mode: 'topk', k: 2 } as never, identity: id }, { height: 8, width: 8 }), /answer mode/);
+  });
+
+  it('keeps the budget with the answers; reopening reads it; null lifts it', () => {
+    const file = path.join(tmpDir('cache'), 'q.jsonl');
+    const c = QueryCache.open(file, info, { height: 8, width: 8 });
+    assert.equal(c.budget, undefined);
+    c.setBudget(100);
+    c.append([{ hash: h(0), answer: { label: 1 } }]);
+    c.close();
+    const c2 = QueryCache.open(file, info, { height: 8, width: 8 });
+    assert.equal(c2.budget, 100);
+    assert.equal(c2.size, 1, 'budget records are not answers');
+    c2.setBudget(undefined);
+    c2.close();
+    assert.equal(QueryCache.open(file, info, { height: 8, width: 8 }).budget, undefined);
+  });
+
+  it('writes requests ahead to a sidecar: pending until all answered, a torn line cut off, the sidecar gone when nothing is pending', () => {
+    const file = path.join(tmpDir('cache'), 'q.jsonl');
+    const side = QueryCache.requestsFileOf(file);
+    const r1 = { key: requestKey([h(0), h(1)], 'label'), hashes: [h(0), h(1)] };
+    const r2 = { key: requestKey([h(2)], 'label'), hashes: [h(2)] };
+    const c = QueryCache.open(file, info, { height: 8, width: 8 });
+    c.recordRequests([r1, r2]);
+    assert.ok(fs.existsSync(side));
+    c.append([{ hash: h(0), answer: { label: 1 } }]);
+    assert.deepEqual(c.pendingRequests().map((r) => r.key), [r1.key, r2.key], 'half answered is still pending');
+    assert.equal(c.pendingImages(), 2);
+    c.append([{ hash: h(2), answer: { label: 2 } }]);
+    assert.deepEqual(c.pendingRequests(), [{ key: r1.key, hashes: r1.hashes }]);
+    c.close();
+    fs.appendFileSync(side, '{"key":"cc1-torn","h":["01');
+    const c2 = QueryCache.open(file, info, { height: 8, width: 8 });
+    assert.deepEqual(c2.pendingRequests().map((r) => r.key), [r1.key], 'the torn request (never sent) is dropped');
+    c2.append([{ hash: h(1), answer: { label: 0 } }]);
+    assert.deepEqual(c2.pendingRequests(), []);
+    c2.close();
+    assert.ok(!fs.existsSync(side), 'nothing pending: no sidecar');
+    assert.equal(requestKey([h(0), h(1)], 'label'), r1.key, 'keys are derived, the same in every process');
+    assert.notEqual(requestKey([h(1), h(0)], 'label'), r1.key, 'order matters');
+    assert.notEqual(requestKey([h(0), h(1)], 'topk:3'), r1.key, 'so does the answer mode');
   });
 });

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { decodeToRgb, encodePng, InvalidImage } from '../src/oracle/decode';
 
@@ -42,5 +43,18 @@ describe('oracle image codec (client PNG upload, server decode)', () => {
     const idat = png.indexOf('IDAT');
     for (let i = idat + 4; i < idat + 24 && i < png.length - 12; i++) png[i] ^= 0xff;
     await assert.rejects(decodeToRgb(png, 32, 32), (e: Error) => e instanceof InvalidImage && /not a decodable image \(PNG: /.test(e.message));
+  });
+
+  it('reads every PNG row filter and compressed data like pngjs; refuses a file cut short', async () => {
+    const rgb = pattern(32, 32, 6);
+    for (const filterType of [0, 1, 2, 3, 4, -1]) {
+      for (const colorType of [2, 6] as const) {
+        const data = colorType === 2 ? Buffer.from(rgb) : Buffer.from(Array.from({ length: 32 * 32 * 4 }, (_, i) => (i % 4 === 3 ? 200 : rgb[(i >> 2) * 3 + (i % 4)])));
+        const png = PNG.sync.write({ width: 32, height: 32, data } as PNG, { colorType, inputColorType: colorType, inputHasAlpha: colorType === 6, filterType, deflateLevel: 6 });
+        assert.deepEqual(await decodeToRgb(png, 32, 32), rgb, `filter ${filterType}, colour type ${colorType}`);
+      }
+    }
+    const ours = await encodePng(rgb, 0, 32, 32);
+    await assert.rejects(decodeToRgb(ours.subarray(0, ours.length - 20), 32, 32), /not a decodable image \(PNG: /);
   });
 });

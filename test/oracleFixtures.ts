@@ -1,8 +1,7 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
+import { imageHash } from '../src/oracle/identity';
+import type { Oracle, OracleAnswer, OracleInfo, OracleStats } from '../src/oracle/types';
 import type { ImageSet } from '../src/types';
 import { tempDir } from './tempDirs';
 
@@ -24,4 +23,44 @@ export function randomImages(n: number, size = 8, seed = 'imgs'): ImageSet {
 
 export function tmpDir(prefix: string): string {
   return tempDir(`copycat-${prefix}-`);
+}
+
+/**
+ * An oracle that answers like `inner` after `delayMs(call)` ms and counts every image it answers by
+ * content: behind the kit's server it is the bill (each image it sees is one the server charged).
+ */
+export class CountingOracle implements Oracle {
+  /** Times each image (SHA-1 of its RGB bytes) was answered. */
+  readonly seen = new Map<string, number>();
+  images = 0;
+  calls = 0;
+  constructor(
+    private readonly inner: Oracle,
+    private readonly delayMs: (call: number) => number = () => 0,
+  ) {}
+  get info(): OracleInfo {
+    return this.inner.info;
+  }
+  stats(): OracleStats {
+    return this.inner.stats();
+  }
+  /** Images answered more than once. */
+  get repeats(): number {
+    let r = 0;
+    for (const c of this.seen.values()) r += c - 1;
+    return r;
+  }
+  async query(batch: ImageSet): Promise<OracleAnswer[]> {
+    const call = this.calls++;
+    const wait = this.delayMs(call);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const answers = await this.inner.query(batch);
+    const px = batch.height * batch.width * 3;
+    for (let i = 0; i < batch.n; i++) {
+      const h = imageHash(batch.images, i, px);
+      this.seen.set(h, (this.seen.get(h) ?? 0) + 1);
+    }
+    this.images += batch.n;
+    return answers;
+  }
 }

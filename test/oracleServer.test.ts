@@ -1,6 +1,9 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as http from 'http';
+import * as net from 'net';
 import type { AddressInfo } from 'net';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
@@ -9,7 +12,9 @@ import { HttpOracle, partialAnswersOf } from '../src/oracle/client';
 import { encodePng } from '../src/oracle/decode';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer, type OracleServer, type OracleServerOptions } from '../src/oracle/server';
-import { randomImages, tinyModel } from './oracleFixtures';
+import { saveModel } from '../src/io';
+import { labelImages } from '../src/stolenLabels';
+import { CountingOracle, randomImages, tinyModel, tmpDir } from './oracleFixtures';
 
 const KEY = 'sk-test-alice';
 
@@ -171,6 +176,181 @@ describe('oracle: HTTP server', function () {
     assert.ok(line, 'a line for the 12-image batch');
     assert.match(line!, /POST \/v1\/classify\/batch key=alice images=12 status=200 ms=\d+\.\d/);
     assert.ok(logs.some((l) => /key=- images=0 status=401/.test(l)));
+  });
+});
+
+/** Writes `bytes` on a raw TCP connection and returns what comes back (or destroys it after `destroyAfterMs`). */
+function rawRequest(url: string, bytes: string | Buffer, destroyAfterMs?: number): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    let out = '';
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      sock.write(bytes);
+      if (destroyAfterMs !== undefined) setTimeout(() => sock.destroy(), destroyAfterMs);
+    });
+    sock.on('data', (d) => (out += d));
+    sock.on('close', () => resolve(out));
+    sock.on('error', () => undefined);
+  });
+}
+
+/** Status and JSON body of a raw HTTP/1.1 response. */
+function parseRaw(text: string): { status: number; json: any } {
+  const [head, ...rest] = text.split('\r\n\r\n');
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), json: JSON.parse(rest.join('\r\n\r\n')) };
+}
+
+const waitFor = async (cond: () => boolean, ms = 2000): Promise<void> => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('oracle: HTTP server charges once per key and answers every error in JSON', function () {
+  const model = tinyModel();
+  const set = randomImages(6, 8, 'once');
+  const servers: OracleServer[] = [];
+  async function start(extra: Partial<OracleServerOptions> = {}): Promise<OracleServer> {
+    const s = await startOracleServer({ oracle: new LocalOracle(model), keys: [{ key: KEY, id: 'alice' }], log: false, ...extra });
+    servers.push(s);
+    return s;
+  }
+  /** Image i of the set as a 64x64 JPEG: sharp decodes it (the path that was charged once per request, not per key). */
+  const jpeg = (i: number): Promise<Buffer> =>
+    sharp(Buffer.from(set.images.subarray(i * 192, (i + 1) * 192)), { raw: { width: 8, height: 8, channels: 3 } }).resize(64, 64).jpeg().toBuffer();
+
+  before(async () => {
+    await tf.setBackend('cpu');
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('4 concurrent requests with one Idempotency-Key (JPEG, sharp decoder) are charged once and answered alike', async () => {
+    const counting = new CountingOracle(new LocalOracle(model), () => 50);
+    const s = await start({ oracle: counting });
+    const body = { images: (await Promise.all([0, 1, 2].map(jpeg))).map((b) => b.toString('base64')) };
+    const h = { 'X-API-Key': KEY, 'Idempotency-Key': 'one-key' };
+    const rs = await Promise.all(Array.from({ length: 4 }, () => post(`${s.url}/v1/classify/batch`, body, h)));
+    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200]);
+    for (const r of rs) assert.deepEqual(r.json, rs[0].json, 'every request gets the first one\'s answer');
+    assert.equal(counting.images, 3, 'the model saw the images once');
+    assert.equal(s.stats().images, 3, 'charged once');
+    assert.equal(s.stats().replayed, 3);
+    assert.equal(s.stats().byKey.alice.images, 3);
+    // A PNG at another size than the model's also goes through sharp.
+    const png16 = await sharp(Buffer.from(set.images.subarray(0, 192)), { raw: { width: 8, height: 8, channels: 3 } }).resize(16, 16).png().toBuffer();
+    const h2 = { 'X-API-Key': KEY, 'Idempotency-Key': 'png-key' };
+    const rs2 = await Promise.all(Array.from({ length: 4 }, () => post(`${s.url}/v1/classify`, png16, h2)));
+    assert.deepEqual(rs2.map((r) => r.status), [200, 200, 200, 200]);
+    assert.equal(s.stats().images, 4);
+  });
+
+  it('a known key with other images: 409 idempotency_conflict (JSON), in flight or answered, nothing charged', async () => {
+    const counting = new CountingOracle(new LocalOracle(model), () => 50);
+    const s = await start({ oracle: counting });
+    const a = { images: [(await encodePng(set.images, 0, 8, 8)).toString('base64')] };
+    const b = { images: [(await encodePng(set.images, 1, 8, 8)).toString('base64')] };
+    const h = { 'X-API-Key': KEY, 'Idempotency-Key': 'k-409' };
+    const [first, inFlight] = await Promise.all([post(`${s.url}/v1/classify/batch`, a, h), post(`${s.url}/v1/classify/batch`, b, h)]);
+    assert.equal(first.status, 200);
+    assert.equal(inFlight.status, 409);
+    assert.equal(inFlight.json.error.code, 'idempotency_conflict');
+    const later = await post(`${s.url}/v1/classify/batch`, b, h);
+    assert.equal(later.status, 409, 'never the old images\' answers');
+    assert.equal(s.stats().images, 1);
+    assert.equal(counting.images, 1);
+    // Keys are per API key: another client may use the same string.
+    const other = await startOracleServer({ oracle: new LocalOracle(model), keys: [{ key: KEY, id: 'alice' }, { key: 'sk-bob', id: 'bob' }], log: false });
+    servers.push(other);
+    await post(`${other.url}/v1/classify/batch`, a, h);
+    assert.equal((await post(`${other.url}/v1/classify/batch`, b, { ...h, 'X-API-Key': 'sk-bob' })).status, 200);
+  });
+
+  it('refusals of Node\'s HTTP layer are JSON too: bad Content-Length 400, headers too large 431, slow upload 408', async () => {
+    const s = await start({ requestTimeoutMs: 300 });
+    const bad = parseRaw(await rawRequest(s.url, 'POST /v1/classify/batch HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'));
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 'bad_request');
+    assert.match(bad.json.error.message, /Content-Length/);
+    const big = parseRaw(await rawRequest(s.url, `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`));
+    assert.equal(big.status, 431);
+    assert.equal(big.json.error.code, 'headers_too_large');
+    const slow = parseRaw(await rawRequest(s.url, `POST /v1/classify/batch HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ima`));
+    assert.equal(slow.status, 408);
+    assert.equal(slow.json.error.code, 'request_timeout');
+    const st = s.stats();
+    assert.deepEqual([st.byStatus['400'], st.byStatus['431'], st.byStatus['408']], [1, 1, 1]);
+    assert.equal(st.aborted, 0, 'the timed-out request is counted once, as 408');
+  });
+
+  it('invalid UTF-8 in a JSON body is invalid_json, not invalid_image', async () => {
+    const s = await start();
+    const res = await fetch(`${s.url}/v1/classify/batch`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-API-Key': KEY },
+      body: Buffer.concat([Buffer.from('{"images":["'), Buffer.from([0xff, 0xfe]), Buffer.from('"]}')]),
+    });
+    assert.equal(res.status, 400);
+    const j = (await res.json()) as any;
+    assert.equal(j.error.code, 'invalid_json');
+    assert.match(j.error.message, /UTF-8/);
+  });
+
+  it('a client that leaves is counted as an abort (499), not a 500: mid-upload nothing is charged, mid-inference a retry replays', async () => {
+    const counting = new CountingOracle(new LocalOracle(model), () => 200);
+    const s = await start({ oracle: counting });
+    const body = JSON.stringify({ images: [(await encodePng(set.images, 2, 8, 8)).toString('base64')] });
+    const head = (len: number): string =>
+      `POST /v1/classify/batch HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nIdempotency-Key: leave\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`;
+    await rawRequest(s.url, head(body.length) + body.slice(0, 10), 50);
+    await waitFor(() => s.stats().aborted === 1);
+    assert.equal(s.stats().images, 0, 'an upload cut short is not charged');
+    await rawRequest(s.url, head(body.length) + body, 80);
+    await waitFor(() => s.stats().aborted === 2, 3000);
+    assert.equal(s.stats().images, 1, 'answered after the client left: charged');
+    assert.equal(s.stats().byStatus['500'], undefined);
+    const retry = await post(`${s.url}/v1/classify/batch`, JSON.parse(body), { 'X-API-Key': KEY, 'Idempotency-Key': 'leave' });
+    assert.equal(retry.status, 200);
+    assert.equal(s.stats().images, 1, 'the retry with the key is replayed, not charged');
+    assert.equal(counting.images, 1);
+  });
+
+  it('/v1/health shows no file path, and the identity digest of weights and answer settings', async () => {
+    const dir = tmpDir('served-model');
+    await saveModel(model, dir);
+    const a = await start({ oracle: undefined, modelDir: dir });
+    const b = await start({ oracle: undefined, modelDir: path.join(dir, '.', '..', path.basename(dir)) + '/' });
+    const ha = (await (await fetch(`${a.url}/v1/health`)).json()) as any;
+    const hb = (await (await fetch(`${b.url}/v1/health`)).json()) as any;
+    assert.ok(!JSON.stringify(ha).includes(dir) && !/[/\\]/.test(ha.name), `no path in ${JSON.stringify(ha)}`);
+    assert.match(ha.identity, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(ha.identity, hb.identity, 'the same model spelled differently is the same oracle');
+    assert.equal(ha.identity, new LocalOracle(model).info.identity, 'the model\'s digest, wherever it is loaded from');
+    assert.notEqual(new LocalOracle(model, { answer: 'topk:2' }).info.identity, ha.identity, 'answer settings are part of it');
+    assert.notEqual(new LocalOracle(tinyModel(8, 10, 99)).info.identity, ha.identity, 'so are the weights');
+    const client = await HttpOracle.connect({ url: b.url, apiKey: KEY });
+    assert.equal(client.info.identity, ha.identity, 'the client keys its cache by the served oracle\'s identity');
+    assert.ok(fs.existsSync(dir));
+  });
+
+  it('quota use is exact: the client shrinks the last request to what the quota leaves', async () => {
+    const s = await start({ keys: [{ key: KEY, id: 'alice', quota: 10 }] });
+    const o = await HttpOracle.connect({ url: s.url, apiKey: KEY, imagesPerRequest: 4, concurrency: 2 });
+    const images = randomImages(25, 8, 'quota');
+    const cacheFile = path.join(tmpDir('quota'), 'q.jsonl');
+    const e = await labelImages(o, images, { cacheFile, batchSize: 8, progress: false }).catch((x) => x);
+    assert.ok(e instanceof QueryBudgetExceeded, String(e));
+    assert.equal(s.stats().images, 10, 'all of the quota, nothing beyond');
+    assert.equal(fs.readFileSync(cacheFile, 'utf8').trim().split('\n').length, 1 + 10, 'and every paid answer is cached');
+    // A fresh client (another process) does not know the quota yet: the server's refusal says what is left.
+    const s2 = await start({ keys: [{ key: KEY, id: 'alice', quota: 6 }] });
+    const o2 = await HttpOracle.connect({ url: s2.url, apiKey: KEY, imagesPerRequest: 4, concurrency: 1 });
+    const e2 = await labelImages(o2, images, { cacheFile: path.join(tmpDir('quota'), 'q.jsonl'), batchSize: 8, progress: false }).catch((x) => x);
+    assert.ok(e2 instanceof QueryBudgetExceeded, String(e2));
+    assert.equal(s2.stats().images, 6);
   });
 });
 

@@ -3,7 +3,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { QueryBudgetExceeded } from '../src/oracle/budget';
-import { imageHash } from '../src/oracle/cache';
+import { imageHash, QueryCache } from '../src/oracle/cache';
+import { requestKey } from '../src/oracle/identity';
+import { encodePng } from '../src/oracle/decode';
 import { HttpOracle } from '../src/oracle/client';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer } from '../src/oracle/server';
@@ -45,6 +47,17 @@ class CountingOracle implements Oracle {
 }
 
 const quiet = { progress: false as const };
+
+/** One batch request to the kit's server with a given Idempotency-Key (what a killed run had sent). */
+async function post(url: string, images: Uint8Array[], key: string): Promise<void> {
+  const pngs = await Promise.all(images.map((img) => encodePng(img, 0, 8, 8)));
+  const res = await fetch(`${url}/v1/classify/batch`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-API-Key': 'k', 'Idempotency-Key': key },
+    body: JSON.stringify({ images: pngs.map((b) => b.toString('base64')) }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
 
 describe('stolen labels: labeling job', () => {
   const model = tinyModel();
@@ -169,6 +182,87 @@ describe('stolen labels: labeling job', () => {
     await labelImages(o2, set, { runDir: dir, batchSize: 4, ...quiet });
     assert.equal(o2.asked.length, 15);
     assert.equal(new Set([...o1.asked, ...o2.asked]).size, 25);
+  });
+
+  it('each response\'s answers are on disk before query() goes on; pending requests are resent as they were', async () => {
+    const dir = tmpDir('ahead');
+    const set = randomImages(20, 8, 'ahead');
+    const cacheFile = path.join(dir, 'q.jsonl');
+    const srv = await startOracleServer({ oracle: new LocalOracle(model), keys: ['k'], log: false, maxImagesPerRequest: 4 });
+    try {
+      const http = await HttpOracle.connect({ url: srv.url, apiKey: 'k', concurrency: 2 });
+      const onDisk = (): number => fs.readFileSync(cacheFile, 'utf8').split('\n').filter((l) => l.startsWith('{"h"')).length;
+      let seen = 0;
+      let keys: string[] = [];
+      const watched: Oracle = {
+        info: http.info,
+        stats: () => http.stats(),
+        query: (batch, q = {}) =>
+          http.query(batch, {
+            ...q,
+            onRequests: (r) => {
+              q.onRequests?.(r);
+              keys = keys.concat(r.map((x) => x.key));
+              assert.ok(fs.existsSync(QueryCache.requestsFileOf(cacheFile)), 'requests are written ahead');
+            },
+            onAnswers: (start, answers) => {
+              q.onAnswers!(start, answers);
+              seen += answers.length;
+              assert.equal(onDisk(), seen, 'the answers of this response are in the file already');
+            },
+          }),
+      };
+      await labelImages(watched, set, { cacheFile, batchSize: 8, ...quiet });
+      assert.equal(seen, 20);
+      assert.equal(new Set(keys).size, 5, 'one derived key per request of 4 images');
+      assert.ok(!fs.existsSync(QueryCache.requestsFileOf(cacheFile)), 'nothing pending afterwards');
+      // A request written ahead whose answers never came (a kill): the rerun resends exactly it, the server replays.
+      const more = randomImages(6, 8, 'ahead-more');
+      const c = QueryCache.open(cacheFile, http.info, { height: 8, width: 8 });
+      const group = [imageHash(more.images, 4, 192), imageHash(more.images, 1, 192)];
+      c.recordRequests([{ key: requestKey(group, 'label'), hashes: group }]);
+      c.close();
+      await post(srv.url, [more.images.subarray(4 * 192, 5 * 192), more.images.subarray(192, 2 * 192)], requestKey(group, 'label'));
+      const before = srv.stats().images;
+      const stolen = await labelImages(http, more, { cacheFile, batchSize: 8, ...quiet });
+      assert.equal(srv.stats().images - before, 4, 'the charged pair was replayed, the other 4 bought');
+      assert.equal(srv.stats().replayed, 1);
+      assert.equal(stolen.queries.askedThisCall, 6);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('the budget lives with the cache: a rerun keeps it without being told, null lifts it', async () => {
+    const dir = tmpDir('budget-cache');
+    const set = randomImages(30, 8, 'budget-cache');
+    const o = new CountingOracle(new LocalOracle(model));
+    const e1 = await labelImages(o, set, { runDir: dir, batchSize: 4, budget: 10, ...quiet }).catch((x) => x);
+    assert.ok(e1 instanceof QueryBudgetExceeded, String(e1));
+    const e2 = await labelImages(o, set, { runDir: dir, batchSize: 4, ...quiet }).catch((x) => x);
+    assert.ok(e2 instanceof QueryBudgetExceeded, 'a rerun is held to the recorded budget');
+    assert.match(e2.message, /recorded with the cache .*used 10 of 10 images/);
+    assert.equal(o.asked.length, 10, 'nothing more was asked');
+    await labelImages(o, set, { runDir: dir, batchSize: 4, budget: null, ...quiet });
+    assert.equal(o.asked.length, 30);
+  });
+
+  it('opens a query cache written before identities (the pipeline\'s oracle of run <name>)', async () => {
+    const dir = tmpDir('legacy');
+    const set = randomImages(12, 8, 'legacy');
+    const cacheFile = path.join(dir, 'answers-abc.jsonl');
+    const truth = await new LocalOracle(model).query(set);
+    // What the previous code wrote: a header without identity, then the answers of 8 images.
+    const header = { format: 'copycat-query-cache', version: 1, created: '2026-01-01T00:00:00.000Z', oracle: { name: 'oracle of run full-1', kind: 'local', answer: { mode: 'label' }, numClasses: 10, transforms: [] }, image: { height: 8, width: 8 } };
+    const lines = [JSON.stringify(header), ...truth.slice(0, 8).map((a, i) => JSON.stringify({ h: imageHash(set.images, i, 192), a }))];
+    fs.writeFileSync(cacheFile, lines.join('\n') + '\n');
+    const o = new CountingOracle(new LocalOracle(model, { name: 'oracle of run full-1' }));
+    const stolen = await labelImages(o, set, { cacheFile, ...quiet });
+    assert.equal(o.asked.length, 4, 'the 8 answers paid before were used');
+    assert.deepEqual(stolen.labels, truth.map((a) => a.label));
+    // Bound to the oracle's identity now: another name for the same model finds it too.
+    const again = await labelImages(new LocalOracle(model, { name: 'served elsewhere' }), set, { cacheFile, ...quiet });
+    assert.equal(again.queries.askedThisCall, 0);
   });
 
   it('probabilities mode: soft targets; a cache of another mode is refused', async () => {

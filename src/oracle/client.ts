@@ -1,16 +1,18 @@
-import * as crypto from 'crypto';
 import type { ImageSet } from '../types';
 import { normalizeAnswerSpec, validateAnswer } from './answers';
 import { QueryBudgetExceeded, QueryMeter } from './budget';
 import { encodePng } from './decode';
+import { imageHashes, remoteIdentity, requestKey } from './identity';
 import { sleep, TokenBucket } from './rateLimit';
-import type { AnswerSpec, Oracle, OracleAnswer, OracleInfo, OracleStats } from './types';
+import type { AnswerSpec, Oracle, OracleAnswer, OracleInfo, OracleStats, PlannedRequest, QueryOptions } from './types';
 
 /**
  * The attacker's side of docs/oracle-api.md: any server that speaks that format (ours or someone
  * else's) becomes an Oracle. What matters for a paid API: answers are counted only when they arrive,
- * retries carry the same Idempotency-Key so a server that already charged can replay instead of
- * charging again, 429s are waited out, and transient failures are retried with backoff.
+ * every request carries an Idempotency-Key derived from its images (the same in every process, on
+ * every retry and in a rerun) so a server that already charged replays instead of charging again,
+ * each response's answers reach the caller (onAnswers) before anything else happens, 429s are waited
+ * out, and transient failures are retried with backoff.
  */
 
 export interface HttpOracleOptions {
@@ -33,15 +35,18 @@ export interface HttpOracleOptions {
   backoffMs?: number;
   /** Backoff ceiling in ms; default 30000. */
   maxBackoffMs?: number;
-  /** Per-request timeout in ms; default 30000. */
+  /** Per-request timeout in ms; default 30000. A retry after a timeout carries the same key. */
   timeoutMs?: number;
-  /** Client-side budget in images; beyond it query() throws QueryBudgetExceeded without asking. */
+  /** Client-side budget in images (this object's lifetime); beyond it query() throws QueryBudgetExceeded without asking. */
   budget?: number;
   /** US$ per 1000 images; default: what /v1/health advertises, else 1. */
   pricePer1000?: number;
   /** Expected answer mode; connect() fails if the server answers in another one. */
   answer?: AnswerSpec | string;
-  /** Cancels waits and requests in flight. */
+  /**
+   * Cancels waits and requests in flight at once (answers of cancelled requests are lost to this
+   * process; a rerun's replay gets them back). To stop gracefully, pass QueryOptions.stop instead.
+   */
   signal?: AbortSignal;
   /** Jitter source in [0,1); default Math.random. */
   random?: () => number;
@@ -51,6 +56,8 @@ export interface HttpOracleOptions {
 export interface OracleHealth {
   status: string;
   name?: string;
+  /** The served oracle's identity digest (weights and answer settings), when the server states one. */
+  identity?: string;
   mode: AnswerSpec;
   numClasses: number;
   classNames?: string[];
@@ -79,14 +86,32 @@ interface ErrorBody {
   maxImages?: number;
   quota?: number;
   used?: number;
+  remaining?: number;
 }
 
-function retryAfterSeconds(h: string | null): number | undefined {
+/** Retry-After in seconds: whole seconds or an HTTP date (RFC 9110); undefined when absent or garbage. */
+export function retryAfterSeconds(h: string | null, now = Date.now()): number | undefined {
   if (!h) return undefined;
   const s = Number(h);
   if (Number.isFinite(s) && s >= 0) return s;
   const d = Date.parse(h);
-  return Number.isFinite(d) ? Math.max(0, (d - Date.now()) / 1000) : undefined;
+  return Number.isFinite(d) ? Math.max(0, (d - now) / 1000) : undefined;
+}
+
+/**
+ * Exponential backoff for retry `attempt` (1, 2, ...): base * 2^(attempt-1) capped at maxMs, then
+ * randomised between 50% and 100% so concurrent clients do not come back in lockstep.
+ */
+export function backoffDelay(attempt: number, baseMs = 250, maxMs = 30_000, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return cap * (0.5 + 0.5 * random());
+}
+
+/** The error query() rejects with after QueryOptions.stop: the answers that arrived are attached. */
+function stoppedError(done: number, total: number): Error {
+  const e = new Error(`HttpOracle.query stopped after ${done} of ${total} images (answers that arrived were delivered)`);
+  e.name = 'AbortError';
+  return e;
 }
 
 export class HttpOracle implements Oracle {
@@ -94,8 +119,13 @@ export class HttpOracle implements Oracle {
   private readonly meter: QueryMeter;
   private readonly bucket?: TokenBucket;
   private readonly base: string;
+  /** The server's own limit (health), never exceeded. */
+  private readonly serverMax: number;
+  /** Images per request now: the option, lowered by 413 too_many_images. */
   private perRequest: number;
   private readonly random: () => number;
+  /** Lowest usage.remaining seen (a quota never refills). */
+  private quotaLeft?: number;
 
   constructor(
     private readonly opts: HttpOracleOptions,
@@ -104,12 +134,15 @@ export class HttpOracle implements Oracle {
     this.base = opts.url.replace(/\/+$/, '');
     this.meter = new QueryMeter({ budget: opts.budget, pricePer1000: opts.pricePer1000 ?? health.pricePer1000 });
     this.bucket = opts.ratePerMinute !== undefined ? new TokenBucket(opts.ratePerMinute, opts.burst ?? opts.ratePerMinute) : undefined;
-    this.perRequest = Math.max(1, Math.min(opts.imagesPerRequest ?? 64, health.maxImagesPerRequest ?? Infinity));
+    this.serverMax = Math.max(1, health.maxImagesPerRequest ?? Infinity);
+    this.perRequest = Math.max(1, Math.min(opts.imagesPerRequest ?? 64, this.serverMax));
     this.random = opts.random ?? Math.random;
+    const answer = normalizeAnswerSpec(health.mode);
     this.info = {
       name: health.name ?? this.base,
+      identity: health.identity ?? remoteIdentity(this.base, { answer, numClasses: health.numClasses, input: health.input }),
       kind: 'http',
-      answer: normalizeAnswerSpec(health.mode),
+      answer,
       numClasses: health.numClasses,
       classNames: health.classNames,
       input: health.input,
@@ -118,17 +151,32 @@ export class HttpOracle implements Oracle {
     };
   }
 
-  /** Reads GET /v1/health (mode, classes, input size, limits) and returns a ready client. */
+  /**
+   * Reads GET /v1/health (mode, classes, input size, limits) and returns a ready client. Connection
+   * errors, timeouts and 5xx are retried with backoff, at most 3 times (a server being restarted is
+   * not a failure; a wrong URL should still fail within seconds).
+   */
   static async connect(opts: HttpOracleOptions): Promise<HttpOracle> {
     const url = `${opts.url.replace(/\/+$/, '')}/v1/health`;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
-    } catch (e) {
-      throw new Error(`HttpOracle.connect: cannot reach ${url} (${(e as Error).message}${(e as { cause?: Error }).cause ? `: ${(e as { cause: Error }).cause.message}` : ''})`);
+    const maxRetries = Math.min(3, opts.maxRetries ?? 6);
+    let text = '';
+    for (let attempt = 0; ; attempt++) {
+      let problem: string;
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+        text = await res.text();
+        if (res.ok) break;
+        problem = `${url} answered ${res.status}: ${text.slice(0, 200)}`;
+        if (res.status < 500) throw new Error(`HttpOracle.connect: ${problem}`);
+      } catch (e) {
+        if ((e as Error).message.startsWith('HttpOracle.connect:')) throw e;
+        if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+        const cause = (e as { cause?: Error }).cause;
+        problem = `cannot reach ${url} (${(e as Error).message}${cause ? `: ${cause.message}` : ''})`;
+      }
+      if (attempt >= maxRetries) throw new Error(`HttpOracle.connect: ${problem}`);
+      await sleep(backoffDelay(attempt + 1, opts.backoffMs ?? 250, opts.maxBackoffMs ?? 30_000, opts.random), opts.signal);
     }
-    const text = await res.text();
-    if (!res.ok) throw new Error(`HttpOracle.connect: ${url} answered ${res.status}: ${text.slice(0, 200)}`);
     let h: OracleHealth;
     try {
       h = JSON.parse(text) as OracleHealth;
@@ -137,6 +185,9 @@ export class HttpOracle implements Oracle {
     }
     if (!h || typeof h.numClasses !== 'number' || !h.input || !(h.input.height > 0) || !(h.input.width > 0) || !h.mode) {
       throw new Error(`HttpOracle.connect: ${url} lacks numClasses, input {height,width} or mode (see docs/oracle-api.md): ${text.slice(0, 200)}`);
+    }
+    if (h.identity !== undefined && (typeof h.identity !== 'string' || h.identity.length === 0)) {
+      throw new Error(`HttpOracle.connect: ${url}: 'identity' must be a non-empty string when present`);
     }
     const mode = normalizeAnswerSpec(h.mode);
     if (opts.answer !== undefined) {
@@ -149,76 +200,116 @@ export class HttpOracle implements Oracle {
   }
 
   stats(): OracleStats {
-    return this.meter.stats();
+    const s = this.meter.stats();
+    if (this.quotaLeft !== undefined) s.quotaRemaining = this.quotaLeft;
+    return s;
   }
 
-  async query(batch: ImageSet): Promise<OracleAnswer[]> {
+  async query(batch: ImageSet, q: QueryOptions = {}): Promise<OracleAnswer[]> {
     const px = batch.height * batch.width * 3;
     if (batch.images.length !== batch.n * px) {
       throw new Error(`HttpOracle.query: images has ${batch.images.length} bytes, expected n*h*w*3 = ${batch.n * px}`);
     }
     if (batch.n === 0) return [];
+    if (q.stop?.aborted) throw stoppedError(0, batch.n); // before anything is recorded as sent
     this.meter.reserve(batch.n);
+    const hashes = imageHashes(batch.images, batch.n, px);
     const results: (OracleAnswer | undefined)[] = new Array(batch.n);
     let unsettled = batch.n;
-    const chunks: [number, number][] = [];
-    for (let s = 0; s < batch.n; s += this.perRequest) chunks.push([s, Math.min(this.perRequest, batch.n - s)]);
-    let failure: unknown;
-    const worker = async (): Promise<void> => {
-      while (failure === undefined && chunks.length > 0) {
-        const [start, count] = chunks.shift()!;
-        try {
-          await this.runChunk(batch, start, count, results, (k) => {
-            this.meter.settle(k, k);
-            unsettled -= k;
-          });
-        } catch (e) {
-          failure ??= e;
-        }
-      }
+    let answered = 0;
+    const call: Call = {
+      batch,
+      hashes,
+      results,
+      q,
+      deliver: (start, answers) => {
+        answers.forEach((a, k) => (results[start + k] = a));
+        this.meter.settle(answers.length, answers.length);
+        unsettled -= answers.length;
+        answered += answers.length;
+        q.onAnswers?.(start, answers);
+      },
     };
-    const c = Math.max(1, this.opts.concurrency ?? 4);
-    await Promise.all(Array.from({ length: Math.min(c, chunks.length) }, worker));
-    this.meter.settle(unsettled, 0);
+    const size = q.maxImagesPerRequest !== undefined ? Math.max(1, Math.min(q.maxImagesPerRequest, this.serverMax)) : this.perRequest;
+    const chunks: PlannedRequest[] = [];
+    for (let s = 0; s < batch.n; s += size) chunks.push(this.plan(call, s, Math.min(size, batch.n - s)));
+    let failure: unknown;
+    try {
+      // Written ahead by the caller before anything is sent: a kill after this point leaves a record
+      // of exactly which requests may have been charged.
+      q.onRequests?.(chunks);
+      const queue = [...chunks];
+      const worker = async (): Promise<void> => {
+        while (failure === undefined && queue.length > 0 && !q.stop?.aborted) {
+          const r = queue.shift()!;
+          try {
+            await this.runRequest(call, r);
+          } catch (e) {
+            failure ??= e;
+          }
+        }
+      };
+      const c = Math.max(1, this.opts.concurrency ?? 4);
+      await Promise.all(Array.from({ length: Math.min(c, chunks.length) }, worker));
+      if (failure === undefined && answered < batch.n && q.stop?.aborted) failure = stoppedError(answered, batch.n);
+    } catch (e) {
+      failure ??= e;
+    } finally {
+      this.meter.settle(unsettled, 0);
+    }
     if (failure !== undefined) {
-      if (results.some((a) => a !== undefined) && typeof failure === 'object' && failure !== null) {
-        (failure as { partialAnswers?: unknown }).partialAnswers = results;
-      }
+      if (answered > 0 && typeof failure === 'object' && failure !== null) (failure as { partialAnswers?: unknown }).partialAnswers = results;
       throw failure;
     }
     return results as OracleAnswer[];
   }
 
-  /** One batch request with retries; splits itself when the server says it is too big. */
-  private async runChunk(
-    batch: ImageSet,
-    start: number,
-    count: number,
-    results: (OracleAnswer | undefined)[],
-    paid: (k: number) => void,
-  ): Promise<void> {
+  private plan(call: Call, start: number, count: number): PlannedRequest {
+    return { start, count, key: requestKey(call.hashes.slice(start, start + count), this.info.answer) };
+  }
+
+  /** Sub-requests (after a 413 or to fit a quota): recorded by the caller before they are sent. */
+  private async runSplit(call: Call, start: number, count: number, size: number): Promise<void> {
+    const parts: PlannedRequest[] = [];
+    for (let s = start; s < start + count; s += size) parts.push(this.plan(call, s, Math.min(size, start + count - s)));
+    call.q.onRequests?.(parts);
+    for (const p of parts) await this.runRequest(call, p);
+  }
+
+  /** One batch request with retries (same key throughout); splits itself when the server says it is too big. */
+  private async runRequest(call: Call, r: PlannedRequest): Promise<void> {
     const { signal } = this.opts;
+    const { batch, deliver } = call;
+    const { start, count, key } = r;
     const pngs = await Promise.all(Array.from({ length: count }, (_, i) => encodePng(batch.images, start + i, batch.height, batch.width)));
     const body = JSON.stringify({ images: pngs.map((b) => b.toString('base64')) });
-    const idempotencyKey = crypto.randomUUID();
     const maxRetries = this.opts.maxRetries ?? 6;
     const maxWaits = this.opts.maxThrottleWaits ?? 100;
+    const timeoutMs = this.opts.timeoutMs ?? 30_000;
     let retries = 0;
     let waits = 0;
     for (;;) {
       if (signal?.aborted) throw signal.reason ?? new Error('aborted');
       if (this.bucket) await this.bucket.acquire(count, signal);
-      let transient: string;
+      let transient: string | undefined;
+      let res: Response | undefined;
+      let text = '';
       try {
-        const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000);
-        const res = await fetch(`${this.base}/v1/classify/batch`, {
+        const timeout = AbortSignal.timeout(timeoutMs);
+        res = await fetch(`${this.base}/v1/classify/batch`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/json', 'X-API-Key': this.opts.apiKey, 'Idempotency-Key': idempotencyKey },
+          headers: { 'Content-Type': 'application/json', 'X-API-Key': this.opts.apiKey, 'Idempotency-Key': key },
           body,
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
-        const text = await res.text();
-        let json: { answers?: unknown; error?: ErrorBody } | undefined;
+        text = await res.text();
+      } catch (e) {
+        if (signal?.aborted) throw signal.reason ?? e;
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        transient = `${(e as Error).name === 'TimeoutError' ? `timeout after ${timeoutMs} ms` : (e as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
+      }
+      if (res && transient === undefined) {
+        let json: { answers?: unknown; usage?: { remaining?: unknown }; error?: ErrorBody } | undefined;
         try {
           json = JSON.parse(text);
         } catch {
@@ -228,17 +319,30 @@ export class HttpOracle implements Oracle {
         const what = `POST ${this.base}/v1/classify/batch answered ${res.status}${err.code ? ` ${err.code}` : ''}: ${err.message ?? text.slice(0, 200)}`;
         if (res.status === 200) {
           const answers = json?.answers;
+          let checked: OracleAnswer[] | undefined;
           if (!Array.isArray(answers) || answers.length !== count) {
             // Possibly a proxy mangled the body; the Idempotency-Key lets the server replay without charging.
             transient = `${what} (expected 'answers' with ${count} entries)`;
           } else {
-            const checked = answers.map((a, i) => validateAnswer(a, this.info.answer, this.info.numClasses, `answer ${i} from ${this.base}`));
-            checked.forEach((a, i) => (results[start + i] = a));
-            paid(count);
+            try {
+              checked = answers.map((a, i) => validateAnswer(a, this.info.answer, this.info.numClasses, `answer ${i} from ${this.base}`));
+            } catch (e) {
+              transient = (e as Error).message;
+            }
+          }
+          if (checked) {
+            this.noteQuota(json?.usage?.remaining);
+            deliver(start, checked);
             return;
           }
         } else if (res.status === 429 && err.code === 'quota_exceeded') {
-          throw new QueryBudgetExceeded(err.used ?? -1, err.quota ?? -1, count, `server quota for this API key (${err.message ?? ''})`);
+          const left = typeof err.remaining === 'number' ? err.remaining : typeof err.quota === 'number' && typeof err.used === 'number' ? err.quota - err.used : undefined;
+          this.noteQuota(left);
+          // Spend the quota to the last image: the first `left` images as their own request (nothing was
+          // charged for this refused one); the rest stays unasked.
+          const fits = left !== undefined && left >= 1 && left < count ? left : 0;
+          if (fits > 0) await this.runSplit(call, start, fits, fits);
+          throw new QueryBudgetExceeded(err.used ?? -1, err.quota ?? -1, count - fits, `server quota for this API key (${err.message ?? ''})`);
         } else if (res.status === 429) {
           this.meter.throttled += 1;
           if (++waits > maxWaits) throw new HttpOracleError(`${what}; gave up after ${maxWaits} waits`);
@@ -246,22 +350,22 @@ export class HttpOracle implements Oracle {
           // A little jitter so concurrent workers do not all come back in the same millisecond.
           await sleep(s * 1000 + this.random() * 100, signal);
           continue;
+        } else if (res.status === 409 && err.code === 'request_in_progress') {
+          // A server that does not hold same-key requests until the first finishes says so: wait, then
+          // ask again with the same key, which it then replays.
+          if (++waits > maxWaits) throw new HttpOracleError(`${what}; gave up after ${maxWaits} waits`);
+          const s = retryAfterSeconds(res.headers.get('retry-after')) ?? this.backoff(waits) / 1000;
+          await sleep(s * 1000 + this.random() * 100, signal);
+          continue;
         } else if (res.status === 413 && typeof err.maxImages === 'number' && err.maxImages >= 1 && err.maxImages < count) {
           this.perRequest = Math.min(this.perRequest, err.maxImages);
-          for (let s = start; s < start + count; s += err.maxImages) {
-            await this.runChunk(batch, s, Math.min(err.maxImages, start + count - s), results, paid);
-          }
+          await this.runSplit(call, start, count, err.maxImages);
           return;
-        } else if (res.status >= 500) {
+        } else if (res.status >= 500 || res.status === 408) {
           transient = what;
         } else {
           throw new HttpOracleError(what);
         }
-      } catch (e) {
-        if (e instanceof HttpOracleError || e instanceof QueryBudgetExceeded) throw e;
-        if (signal?.aborted) throw signal.reason ?? e;
-        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        transient = `${(e as Error).name === 'TimeoutError' ? `timeout after ${this.opts.timeoutMs ?? 30_000} ms` : (e as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
       }
       this.meter.failedAttempts += 1;
       if (++retries > maxRetries) throw new Error(`HttpOracle: giving up after ${maxRetries} retries: ${transient}`);
@@ -269,9 +373,20 @@ export class HttpOracle implements Oracle {
     }
   }
 
-  /** Exponential backoff with jitter (half fixed, half random) so concurrent clients spread out. */
-  private backoff(attempt: number): number {
-    const cap = Math.min(this.opts.maxBackoffMs ?? 30_000, (this.opts.backoffMs ?? 250) * 2 ** (attempt - 1));
-    return cap * (0.5 + 0.5 * this.random());
+  private noteQuota(remaining: unknown): void {
+    if (typeof remaining === 'number' && Number.isFinite(remaining)) this.quotaLeft = Math.max(0, Math.min(this.quotaLeft ?? Infinity, remaining));
   }
+
+  private backoff(attempt: number): number {
+    return backoffDelay(attempt, this.opts.backoffMs ?? 250, this.opts.maxBackoffMs ?? 30_000, this.random);
+  }
+}
+
+/** State of one query() call shared by its requests. */
+interface Call {
+  batch: ImageSet;
+  hashes: string[];
+  results: (OracleAnswer | undefined)[];
+  q: QueryOptions;
+  deliver: (start: number, answers: OracleAnswer[]) => void;
 }

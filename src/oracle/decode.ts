@@ -1,5 +1,5 @@
-import { PNG } from 'pngjs';
 import sharp from 'sharp';
+import { decodeRgbPng, encodeRgbPng } from './png';
 
 /**
  * Turns an uploaded image file into the model's uint8 RGB input. Resizing uses sharp with fit 'fill'
@@ -8,9 +8,10 @@ import sharp from 'sharp';
  * through untouched, so a PNG of a 32x32 image gives the server exactly the pixels a local oracle sees.
  *
  * PNGs of 8-bit RGB/RGBA already at the model's size (what the kit's HTTP client uploads) take a
- * synchronous pngjs path on both sides: for 32x32 images libvips' per-call set-up dominates, and
- * pngjs encodes ~3x and decodes ~5x faster there (measured 1010 -> 364 us and 815 -> 149 us per
- * image, docs/experiments.md). Everything else (JPEG, other sizes, palette, 16-bit) goes through sharp.
+ * synchronous path of our own on both sides (png.ts): for 32x32 images libvips' per-call set-up
+ * dominates (1010 us encode, 815 us decode per image), pngjs's zlib streams still cost 364 / 149 us,
+ * and stored PNG blocks cost a copy and two checksums. Everything else (JPEG, other sizes, palette,
+ * 16-bit) goes through sharp.
  */
 
 /** Decoding guard: a tiny compressed file can expand to gigapixels ("decompression bomb"). */
@@ -33,32 +34,13 @@ export function sniffImageFormat(file: Uint8Array): 'png' | 'jpeg' | 'webp' | 'g
   return undefined;
 }
 
-/** IHDR fields of a PNG (the first chunk, at a fixed offset), or undefined if the header is malformed. */
-function pngHeader(file: Uint8Array): { width: number; height: number; bitDepth: number; colorType: number; interlace: number } | undefined {
-  if (file.length < 33 || String.fromCharCode(...file.subarray(12, 16)) !== 'IHDR') return undefined;
-  const v = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  return { width: v.getUint32(16), height: v.getUint32(20), bitDepth: file[24], colorType: file[25], interlace: file[28] };
-}
-
-/** The pngjs fast path: an 8-bit RGB(A) PNG of exactly height x width, alpha dropped like sharp's removeAlpha. */
+/** The fast path for 8-bit RGB(A) PNGs of exactly height x width (png.ts); undefined for any other file. */
 function decodeSmallPng(file: Uint8Array, height: number, width: number): Uint8Array | undefined {
-  const h = pngHeader(file);
-  if (!h || h.width !== width || h.height !== height || h.bitDepth !== 8 || (h.colorType !== 2 && h.colorType !== 6) || h.interlace !== 0) return undefined;
-  let rgba: Buffer;
   try {
-    rgba = PNG.sync.read(Buffer.from(file.buffer, file.byteOffset, file.byteLength)).data;
+    return decodeRgbPng(file, height, width);
   } catch (e) {
     throw new InvalidImage(`not a decodable image (PNG: ${(e as Error).message})`);
   }
-  const n = width * height;
-  if (rgba.length !== 4 * n) throw new InvalidImage(`decoded PNG holds ${rgba.length} bytes, expected ${4 * n} for ${width}x${height} RGBA`);
-  const rgb = new Uint8Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    rgb[3 * i] = rgba[4 * i];
-    rgb[3 * i + 1] = rgba[4 * i + 1];
-    rgb[3 * i + 2] = rgba[4 * i + 2];
-  }
-  return rgb;
 }
 
 export async function decodeToRgb(file: Uint8Array, height: number, width: number): Promise<Uint8Array> {
@@ -98,10 +80,7 @@ export async function decodeToRgb(file: Uint8Array, height: number, width: numbe
   throw new InvalidImage(`decoded to ${info.channels} channels, expected 3`);
 }
 
-/** Lossless PNG of image `i` of an NHWC uint8 array: what the HTTP client uploads. */
+/** Lossless PNG of image `i` of an NHWC uint8 array: what the HTTP client uploads (stored, see png.ts). */
 export async function encodePng(images: Uint8Array, i: number, height: number, width: number): Promise<Buffer> {
-  const px = height * width * 3;
-  const raw = Buffer.from(images.buffer, images.byteOffset + i * px, px);
-  // Deflate level 1: uploads are tiny and encoding speed matters more than 10% of bytes on loopback.
-  return PNG.sync.write({ width, height, data: raw } as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false, deflateLevel: 1 });
+  return encodeRgbPng(images, i, height, width);
 }

@@ -1,3 +1,4 @@
+import * as crypto from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../io';
 import { foldBatchNorm } from '../models/fold';
@@ -5,7 +6,8 @@ import { predictProbabilities } from '../preprocess';
 import type { ImageSet } from '../types';
 import { normalizeAnswerSpec, shapeAnswers, type AnswerTransform } from './answers';
 import { QueryMeter } from './budget';
-import type { AnswerMode, AnswerSpec, Oracle, OracleAnswer, OracleInfo, OracleStats } from './types';
+import { digestOf, modelIdentity } from './identity';
+import type { AnswerMode, AnswerSpec, Oracle, OracleAnswer, OracleInfo, OracleStats, QueryOptions } from './types';
 
 export interface LocalOracleOptions {
   /** Answer mode; default 'label' (the paper's setting). Also "topk:5", "rounded:2". */
@@ -61,16 +63,22 @@ export class LocalOracle implements Oracle {
     this.fold = opts.fold ?? true;
     this.meter = new QueryMeter({ budget: opts.budget, pricePer1000: opts.pricePer1000 });
     this.transforms = opts.transforms ?? [];
+    const answer = normalizeAnswerSpec(opts.answer);
+    const input = { height: inShape[1], width: inShape[2] };
+    const transforms = this.transforms.map((t) => t.name);
     this.info = {
       name: opts.name ?? model.name,
+      // Computed now: the weights answering later are these (the folded copy is made from them at the
+      // first query), and a path or a name never enters it.
+      identity: modelIdentity(weightsDigest(model), { answer, numClasses, transforms, input }),
       kind: 'local',
-      answer: normalizeAnswerSpec(opts.answer),
+      answer,
       numClasses,
       classNames: opts.classNames,
-      input: { height: inShape[1], width: inShape[2] },
+      input,
       pricePer1000: this.meter.pricePer1000,
       budget: opts.budget,
-      transforms: this.transforms.map((t) => t.name),
+      transforms,
     };
   }
 
@@ -81,7 +89,8 @@ export class LocalOracle implements Oracle {
     return oracle;
   }
 
-  async query(batch: ImageSet): Promise<OracleAnswer[]> {
+  /** Answers the batch; `opts.onAnswers` gets them all at once (nothing is paid outside this process). */
+  async query(batch: ImageSet, opts: QueryOptions = {}): Promise<OracleAnswer[]> {
     const { height, width } = this.info.input;
     if (batch.height !== height || batch.width !== width) {
       throw new Error(`LocalOracle.query: images are ${batch.height}x${batch.width}, the model takes ${height}x${width} (resize them first, as the HTTP server does)`);
@@ -98,6 +107,7 @@ export class LocalOracle implements Oracle {
     } finally {
       this.meter.settle(batch.n, answers.length);
     }
+    opts.onAnswers?.(0, answers);
     return answers;
   }
 
@@ -121,4 +131,20 @@ export class LocalOracle implements Oracle {
     })();
     return this.inference;
   }
+}
+
+/**
+ * Digest of a model's architecture (layer classes, input and output shapes) and weights (shape, dtype
+ * and bytes of each, in order). Names are left out: tf.js renames layers and weights per process.
+ */
+export function weightsDigest(model: tf.LayersModel): string {
+  const h = crypto.createHash('sha256');
+  h.update(JSON.stringify({ layers: model.layers.map((l) => l.getClassName()), input: model.inputs.map((t) => t.shape), output: model.outputs.map((t) => t.shape) }));
+  // getWeights() returns the variables themselves, so no tensor is created (or left behind) here.
+  for (const w of model.getWeights()) {
+    const data = w.dataSync();
+    h.update(`${w.dtype}${JSON.stringify(w.shape)}`);
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return digestOf({ sha256: h.digest('hex') });
 }
