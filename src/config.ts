@@ -40,6 +40,12 @@ export interface ExperimentConfig {
     batchSize: number;
     /** US$ per 1000 queries (Azure-like paid tier). */
     pricePer1000: number;
+    /**
+     * A stolen-label set made by `npm run steal` against an outside black box (docs/steal.md): the NPD-SL
+     * set is then that file (its images reloaded from the source it records) instead of the run oracle's
+     * answers. Copycats are still scored against the run's oracle. Unset or null: the run's oracle answers.
+     */
+    stolenFile?: string | null;
   };
 }
 

@@ -5,7 +5,8 @@ import { compareWithOracle, evaluateModel } from '../evaluate';
 import { saveModel } from '../io';
 import { CopyScores, formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
-import { readJson, Run, writeJson } from '../run';
+import { readJson, Run, stolenFile, writeJson } from '../run';
+import { loadStolenSetWithImages } from '../steal';
 import { concatImageSets, stolenImageSet } from '../stolenLabels';
 import { EpochRecord, train, TrainConfig, TrainOptions } from '../train';
 import { ImageSet } from '../types';
@@ -15,7 +16,7 @@ import { oracleEvaluation, readOracleResult } from './oracleStep';
 import { readStolenLabels } from './stealStep';
 import { trainingProgress } from '../display/trainingProgress';
 import { trainingSummaries } from './trainingSummaries';
-import { beginVariant, copycatVariant, StolenSetName, stolenPartsOf } from './variants';
+import { beginVariant, copycatVariant, outsideStolenFile, StolenSetName, stolenPartsOf, stolenVariant } from './variants';
 
 export interface CopycatResult extends CopyScores {
   set: CopycatSetName;
@@ -32,6 +33,11 @@ export interface CopycatResult extends CopyScores {
 /** The fake dataset of one copycat: images with the oracle's answers only, never ground truth. */
 export async function stolenSetForRun(run: Run, set: CopycatSetName, log?: (s: string) => void): Promise<{ data: ImageSet; queries: number }> {
   const part = async (name: StolenSetName) => {
+    if (outsideStolenFile(run, name)) {
+      // Labels from an outside black box: its images come from the source its file records.
+      const outside = await loadStolenSetWithImages(stolenFile(stolenVariant(run, name).dir, name));
+      return { data: outside.set, queries: outside.stolen.queries.distinct };
+    }
     const stolen = readStolenLabels(run, name);
     const images = name === 'NPD-SL' ? await npdForRun(run, log) : await pdForRun(run);
     return { data: stolenImageSet(images, stolen), queries: stolen.queries.distinct };

@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { HttpOracle } from '../oracle/client';
 import { LocalOracle } from '../oracle/local';
@@ -7,7 +8,7 @@ import { readJson, Run, stolenFile, writeJson } from '../run';
 import { buildNpdSl, buildPdSl, LabelHistogram, labelHistogram, loadStolenLabels, StolenLabelSet } from '../stolenLabels';
 import { CIFAR10_CLASSES } from '../types';
 import { npdForRun, pdForRun, stepLog } from './inputs';
-import { answersFileFor, beginVariant, isFinished, oracleVariant, StolenSetName, stolenVariant } from './variants';
+import { answersFileFor, beginVariant, isFinished, oracleVariant, outsideStolenFile, StolenSetName, stolenVariant, type Variant } from './variants';
 
 export interface StealSummary {
   oracle: StolenLabelSet['oracle'];
@@ -38,7 +39,7 @@ type SetSummary = StealSummary['sets'][string];
  * cached by image content per oracle and answer mode, so a killed run resumes without paying twice
  * and a new subset of images pays only for the images not asked before.
  */
-export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void; force?: boolean } = {}): Promise<StealSummary> {
+export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void; force?: boolean; signal?: AbortSignal } = {}): Promise<StealSummary> {
   const log = stepLog(opts);
   let own: LocalOracle | undefined;
   const sets: StealSummary['sets'] = {};
@@ -46,15 +47,23 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
   try {
     for (const name of ['NPD-SL', 'PD-SL'] as const) {
       const v = stolenVariant(run, name);
-      if (beginVariant(v, { label: `stolen ${name}`, force: opts.force, log, verb: 'querying the oracle' }) === 'reuse') {
+      const verb = outsideStolenFile(run, name) ? 'taking the outside set' : 'querying the oracle';
+      if (beginVariant(v, { label: `stolen ${name}`, force: opts.force, log, verb }) === 'reuse') {
         const stolen = loadStolenLabels(stolenFile(v.dir, name));
         // The histogram is recomputed: JSON keeps an unbounded most/least ratio (a class never answered) as null.
         sets[name] = { ...readJson<SetSummary>(v.result, `stolen ${name} summary`), histogram: labelHistogram(stolen.labels, CIFAR10_CLASSES) };
         info ??= stolen.oracle;
         continue;
       }
+      const outside = outsideStolenFile(run, name);
+      if (outside) {
+        sets[name] = importOutsideSet(run, v, name, outside, log);
+        info ??= loadStolenLabels(stolenFile(v.dir, name)).oracle;
+        continue;
+      }
       const oracle = opts.oracle ?? (own ??= await oracleForRun(run));
-      const common = { cacheFile: answersFileFor(run), outFile: stolenFile(v.dir, name), batchSize: run.config.query.batchSize };
+      // signal: stop between requests (stopOnSignals), with every answer paid so far on disk.
+      const common = { cacheFile: answersFileFor(run), outFile: stolenFile(v.dir, name), batchSize: run.config.query.batchSize, signal: opts.signal };
       const built = name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common);
       const s = built.stolen;
       info = s.oracle;
@@ -74,6 +83,23 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
     totalCostUsd: Object.values(sets).reduce((t, s) => t + s.costUsd, 0),
   };
   log(`Stolen labels: NPD-SL ${sets['NPD-SL'].n} images, PD-SL ${sets['PD-SL'].n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
+  return summary;
+}
+
+/**
+ * Takes a stolen set made by `npm run steal` against an outside black box into the run as this set's
+ * variant (a copy, so the run keeps it even if the file moves), with the same summary stealLabels writes.
+ */
+function importOutsideSet(run: Run, v: Variant, name: StolenSetName, file: string, log: (s: string) => void): SetSummary {
+  const s = loadStolenLabels(file);
+  fs.mkdirSync(v.dir, { recursive: true });
+  fs.copyFileSync(file, stolenFile(v.dir, name));
+  const summary: SetSummary = {
+    n: s.n, queries: s.queries.distinct, askedThisCall: 0, costUsd: s.cost.usd,
+    histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: path.relative(run.dir, stolenFile(v.dir, name)), key: v.key,
+  };
+  writeJson(v.result, summary);
+  log(`stolen ${name}: ${s.n} labels from ${file} (answered by ${s.oracle.name}, ${s.queries.distinct} paid queries)`);
   return summary;
 }
 

@@ -1,7 +1,10 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import { FpMath, FPMATH_MODES, processFpMath } from '../platform/backend';
 import { ExperimentConfig, PROFILES, ProfileName } from '../config';
 import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
+import { projectRoot } from '../paths';
+import { loadStolenLabels } from '../stolenLabels';
 import { adoptLegacyLayout } from './legacyLayout';
 
 /**
@@ -92,8 +95,36 @@ const oracleOf = (run: Run, arithmetic: FpMath, exact = false): Variant =>
  * A stolen-label set's variant: the labels depend on the oracle and on the images asked, not on the
  * arithmetic of this process (the oracle's answers are whatever it answered).
  */
-const stolenOf = (run: Run, set: StolenSetName, arithmetic: FpMath): Variant =>
-  variant(run, 'stolen', set, pick.stolen(run.config, set), { oracle: oracleOf(run, arithmetic).key }, 'strict');
+const stolenOf = (run: Run, set: StolenSetName, arithmetic: FpMath): Variant => {
+  const outside = set === 'NPD-SL' ? run.config.query.stolenFile : undefined;
+  // An outside set (npm run steal) is what its file holds: keyed by its answers, not by the run's oracle.
+  if (outside) return variant(run, 'stolen', set, { query: { stolenFile: outsideIdentity(path.resolve(projectRoot(), outside)) } }, {}, 'strict');
+  return variant(run, 'stolen', set, pick.stolen(run.config, set), { oracle: oracleOf(run, arithmetic).key }, 'strict');
+};
+
+const identities = new Map<string, { mtimeMs: number; size: number; id: string }>();
+
+/**
+ * What makes an outside stolen set itself: its images (hashes), answers and oracle, not the path or the
+ * time it was written. Remembered per file, size and mtime: a stolen set of 80k images is 5 MB of JSON.
+ */
+function outsideIdentity(file: string): string {
+  if (!fs.existsSync(file)) throw new Error(`query.stolenFile: ${file} not found (make it with npm run steal, docs/steal.md)`);
+  const st = fs.statSync(file);
+  const known = identities.get(file);
+  if (known && known.mtimeMs === st.mtimeMs && known.size === st.size) return known.id;
+  const s = loadStolenLabels(file);
+  const id = keyOf({ hashes: s.hashes, labels: s.labels, answers: s.answers ?? null, oracle: { name: s.oracle.name, answer: s.oracle.answer, classNames: s.oracle.classNames ?? null } });
+  identities.set(file, { mtimeMs: st.mtimeMs, size: st.size, id });
+  return id;
+}
+
+/** The outside stolen-set file the run's config names for `set`, or undefined (the run's oracle answers). */
+export function outsideStolenFile(run: Run, set: string): string | undefined {
+  const f = set === 'NPD-SL' ? run.config.query.stolenFile : undefined;
+  // Relative to the project root: the same file whether a notebook (cwd notebooks/) or a script names it.
+  return f ? path.resolve(projectRoot(), f) : undefined;
+}
 
 const answersKeyOf = (run: Run, arithmetic: FpMath): string => keyOf({ oracle: oracleOf(run, arithmetic).key, mode: run.config.query.mode });
 
