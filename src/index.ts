@@ -33,6 +33,9 @@ export * from './steps/variants';
 export * from './steps/runVariants';
 export * from './steps/oracleStep';
 export * from './steps/stealStep';
+// steal's summary type would clash with the steal step's: the outside-API command is exported by name.
+export { steal, loadStolenSetWithImages, parseOracleSpec, parseSourceSpec } from './steal';
+export type { OutsideStolenSet, StealOptions } from './steal';
 export * from './steps/copycatStep';
 export * from './steps/resultsStep';
 export * from './experiments/queryBudget';

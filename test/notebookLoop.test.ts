@@ -33,11 +33,11 @@ describe('notebook loop: change a copycat parameter in 03 and re-run it (tslab k
     tmp = tmpDir('nb-loop');
   });
 
-  function runNotebooks(names: string[], overrides: object, out: string) {
+  function runNotebooks(names: string[], overrides: object, out: string, env: Record<string, string> = {}) {
     const r = spawnSync('bash', [path.join(ROOT, 'scripts/jupyter-env.sh'), 'python', path.join(ROOT, 'scripts/run-notebooks.py'),
       ...names.map((n) => path.join(ROOT, 'notebooks', `${n}.ipynb`)), '--profile', 'smoke', '--run-dir', path.join(tmp, 'run'),
       '--out', path.join(tmp, out), '--timeout', '600', '--env', `COPYCAT_OVERRIDES=${JSON.stringify(overrides)}`], {
-      cwd: ROOT, encoding: 'utf8', env: { ...process.env, COPYCAT_JUPYTER_DIR: path.join(tmp, 'jupyter'), COPYCAT_PROGRESS: '' },
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, COPYCAT_JUPYTER_DIR: path.join(tmp, 'jupyter'), COPYCAT_PROGRESS: '', ...env },
     });
     assert.equal(r.status, 0, `run-notebooks failed:\n${r.stdout}\n${r.stderr}`);
   }
@@ -60,5 +60,17 @@ describe('notebook loop: change a copycat parameter in 03 and re-run it (tslab k
     const epochs = copies.map((k) => JSON.parse(fs.readFileSync(path.join(run, 'copycats', 'NPD-SL', k, 'result.json'), 'utf8')).history.map((h: { epoch: number }) => h.epoch));
     assert.deepEqual(epochs.sort((a, b) => a.length - b.length), [[1], [1, 2]]);
     assert.equal(fs.readdirSync(path.join(run, 'oracle')).length, 1, 'one oracle: reused, not retrained');
+  });
+
+  it('02 with STEAL labels NPD images against another black box and takes its set as NPD-SL', async () => {
+    const run = path.join(tmp, 'run');
+    const oracleKey = fs.readdirSync(path.join(run, 'oracle'))[0];
+    const out = path.join(tmp, 'outside', 'stolen.json');
+    const steal = { source: await npdFolder(40), oracle: `local:${path.join(run, 'oracle', oracleKey, 'model')}`, out, images: 40 };
+    runNotebooks(['02_npd_labeling'], { ...tinyOverrides(steal.source, 1), copycat: { sets: ['NPD-SL'] } }, 'steal', { COPYCAT_STEAL: JSON.stringify(steal) });
+    const text = notebookText(path.join(tmp, 'steal', '02_npd_labeling.ipynb'));
+    assert.match(text, /"labeled":40/);
+    assert.match(text, new RegExp(`stolen NPD-SL: 40 labels from ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(answered by `));
+    assert.ok(fs.existsSync(out));
   });
 });
