@@ -222,7 +222,7 @@ export async function labelImages(oracle: Oracle, images: ImageSet, opts: LabelI
       cacheFile,
     };
     // A rerun that gets the same answers (every step of a run relabels from the cache) keeps the file:
-    // its record of the call that paid stays, and a packed run (src/runArchive.ts) stays in step.
+    // its record of the call that paid stays, and a packed run (src/run/archive.ts) stays in step.
     if (!sameAnswersOnDisk(outFile, set)) {
       fs.mkdirSync(path.dirname(outFile), { recursive: true });
       writeFileAtomic(outFile, JSON.stringify(set));
