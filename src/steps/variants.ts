@@ -226,7 +226,7 @@ export function beginVariant(v: Variant, opts: { label: string; force?: boolean;
   } else if (fs.existsSync(v.checkpoints)) {
     opts.log(`${opts.label}: resuming key ${v.key} from its own checkpoint: ${verb}`);
   } else {
-    const others = fs.existsSync(v.dir) ? [] : siblingsOf(v);
+    const others = siblingsOf(v);
     const last = others[others.length - 1];
     const changes = last ? variantChanges(last, v.inputs) : [];
     opts.log(last
