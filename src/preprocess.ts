@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { yieldToEventLoop } from './platform/eventLoop';
 import { ImageSet } from './types';
 
 /**
@@ -58,6 +59,7 @@ export async function predictProbabilities(
     }
     probs.dispose();
     out.set(data, start * numClasses);
+    await yieldToEventLoop();
   }
   return out ?? new Float32Array(0);
 }

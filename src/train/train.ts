@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { FpMath, processFpMath } from '../platform/backend';
+import { yieldToEventLoop } from '../platform/eventLoop';
 import { batchTensor, predictProbabilities, range } from '../preprocess';
 import { ImageSet } from '../types';
 import { AugmentationConfig, augmentBatch } from './augment';
@@ -600,6 +601,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
           throw new AbortError(`train: aborted during epoch ${epoch + 1}, batch ${b + 1}; ${opts.checkpointDir ? `the checkpoint in ${opts.checkpointDir} holds ${epoch} finished epoch(s)` : 'no checkpointDir was given, so nothing was saved'}`);
         }
         const step = await trainBatch(r, epoch, b, batches, order, rng, average);
+        await yieldToEventLoop();
         lr = step.lr;
         lossSum += step.loss * step.count;
         correctSum += step.correct;
