@@ -2,6 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadNpd, type NpdOptions } from './data/npd';
+import { pickImages } from './data/split';
 import { NPD_SOURCE_KINDS, validateNpdSource, type NpdSource } from './data/npdSources';
 import type { ProgressOptions } from './display/progress';
 import { writeFileAtomic } from './io';
@@ -12,7 +13,7 @@ import { imageHashes, QueryCache } from './oracle/cache';
 import { HttpOracle } from './oracle/client';
 import { mirrorDir } from './paths';
 import type { Oracle, OracleInfo } from './oracle/types';
-import { labelImages, loadStolenLabels, stolenImageSet, type StolenLabelSet } from './stolenLabels';
+import { discardLabels, labelImages, loadStolenLabels, stolenImageSet, type StolenLabelSet } from './stolenLabels';
 import { CIFAR10_CLASSES, type ImageSet } from './types';
 
 /**
@@ -226,13 +227,8 @@ export async function openOracle(spec: OracleSpec, o: StealOptions & { rawStoreF
   return { oracle, close: () => model.dispose() };
 }
 
-/** Images `idx` of `set`, in that order (labels dropped). */
-export function subsetImages(set: ImageSet, idx: number[]): ImageSet {
-  const px = set.height * set.width * 3;
-  const images = new Uint8Array(idx.length * px);
-  idx.forEach((i, k) => images.set(set.images.subarray(i * px, (i + 1) * px), k * px));
-  return { images, n: idx.length, height: set.height, width: set.width, ...(set.ids ? { ids: idx.map((i) => set.ids![i]) } : {}) };
-}
+/** Images `idx` of `set`, in that order, with their ids; labels dropped (the attacker has none). */
+const imagesAt = (set: ImageSet, idx: number[]): ImageSet => discardLabels(pickImages(set, idx));
 
 /**
  * Labels the images of `opts.source` with `opts.oracle` and writes the stolen-label set to `opts.out`
@@ -284,7 +280,7 @@ export async function steal(opts: StealOptions): Promise<{ summary: StealSummary
       complete = false;
       unlabeled = new Set(hashes).size - new Set(have.map((i) => hashes[i])).size;
       log(`steal: ${e.message}; writing the ${have.length} images labeled so far (${unlabeled} distinct images stay unlabeled)`);
-      labeledImages = subsetImages(images, have);
+      labeledImages = imagesAt(images, have);
       all = await labelImages(oracle, labeledImages, { ...labelOpts, progress: false });
     }
 
@@ -345,10 +341,10 @@ export function selectByHashes(set: ImageSet, hashes: readonly string[], what = 
     if (j === h.length) break;
     idx.push(j++);
   }
-  if (idx.length === hashes.length) return subsetImages(set, idx);
+  if (idx.length === hashes.length) return imagesAt(set, idx);
   const where = new Map<string, number>();
   h.forEach((x, i) => where.has(x) || where.set(x, i));
-  return subsetImages(set, hashes.map((x, k) => {
+  return imagesAt(set, hashes.map((x, k) => {
     const i = where.get(x);
     if (i === undefined) throw new Error(`image ${k} of ${what} (sha1 ${x}) is not among the ${set.n} images loaded: the source changed since it was labeled`);
     return i;
