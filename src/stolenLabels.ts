@@ -7,7 +7,7 @@ import { imageHashes, QueryCache } from './oracle/cache';
 import { partialAnswersOf } from './oracle/client';
 import type { Oracle, OracleAnswer, OracleInfo } from './oracle/types';
 import { progress as makeProgress, type ProgressOptions } from './display/progress';
-import type { ImageSet } from './types';
+import { CIFAR10_CLASSES, type ImageSet } from './types';
 
 /**
  * The labeling job of the paper: stream unlabeled images through the black box and keep its answers as
@@ -445,6 +445,25 @@ export function buildNpdPdSl(npdSl: StolenTrainingSet, pdSl: StolenTrainingSet):
 }
 
 // ---- label statistics -------------------------------------------------------------------------------
+
+/** A stolen set as a run reports it (its variant's result.json): size, cost and how its labels fall. */
+export interface StolenSetSummary {
+  n: number;
+  /** Distinct images in the set: what obtaining it cost, whichever call paid. */
+  queries: number;
+  /** Images the call that made the set asked (0 for a set taken in from elsewhere). */
+  askedThisCall: number;
+  costUsd: number;
+  histogram: LabelHistogram;
+  /** The set's file, relative to the run folder. */
+  file: string;
+  /** The stolen set's variant key (src/steps/variants.ts). */
+  key: string;
+}
+
+export function stolenSetSummary(s: StolenLabelSet, file: string, key: string, askedThisCall = s.queries.askedThisCall): StolenSetSummary {
+  return { n: s.n, queries: s.queries.distinct, askedThisCall, costUsd: s.cost.usd, histogram: labelHistogram(s.labels, s.oracle.classNames ?? CIFAR10_CLASSES), file, key };
+}
 
 export interface LabelHistogram {
   total: number;

@@ -4,9 +4,8 @@ import type { FpMath } from '../platform/backend';
 import type { ExperimentConfig } from '../config';
 import { normalizeAnswerSpec } from '../oracle/answers';
 import { readJson, Run, STEP_FILE, stolenFile, writeJson } from '../run';
-import { labelHistogram, loadStolenLabels } from '../stolenLabels';
+import { loadStolenLabels, stolenSetSummary } from '../stolenLabels';
 import { resolveTrainConfig, type EpochRecord } from '../train';
-import { CIFAR10_CLASSES } from '../types';
 
 /**
  * Runs made before step keys kept one oracle, one labeling and one copycat per set directly in
@@ -78,11 +77,7 @@ function settle(step: string, name: string, from: string, names: string[], targe
 /** The result.json a stolen variant gets when its labels were made before step keys (what stealLabels writes). */
 function writeStolenSummary(run: Run, target: Target, set: string): void {
   const file = stolenFile(target.dir, set);
-  const s = loadStolenLabels(file);
-  writeJson(path.join(target.dir, 'result.json'), {
-    n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
-    histogram: labelHistogram(s.labels, s.oracle.classNames ?? CIFAR10_CLASSES), file: path.relative(run.dir, file), key: target.key,
-  });
+  writeJson(path.join(target.dir, 'result.json'), stolenSetSummary(loadStolenLabels(file), path.relative(run.dir, file), target.key));
 }
 
 interface LegacyResult {

@@ -5,7 +5,7 @@ import { LocalOracle } from '../oracle/local';
 import { startOracleServer } from '../oracle/server';
 import type { Oracle } from '../oracle/types';
 import { readJson, Run, stolenFile, writeJson } from '../run';
-import { buildNpdSl, buildPdSl, LabelHistogram, labelHistogram, loadStolenLabels, StolenLabelSet } from '../stolenLabels';
+import { buildNpdSl, buildPdSl, labelHistogram, loadStolenLabels, StolenLabelSet, stolenSetSummary, type StolenSetSummary } from '../stolenLabels';
 import { CIFAR10_CLASSES } from '../types';
 import { npdForRun, pdForRun, stepLog } from './inputs';
 import { answersFileFor, beginVariant, isFinished, oracleVariant, outsideStolenFile, StolenSetName, stolenVariant, type Variant } from './variants';
@@ -16,7 +16,7 @@ export interface StealSummary {
    * Per set; `file` is relative to the run directory. `askedThisCall` is of the call that made the
    * set (a reused set reports what was asked when it was made).
    */
-  sets: Record<string, { n: number; queries: number; askedThisCall: number; costUsd: number; histogram: LabelHistogram; file: string; key: string }>;
+  sets: Record<string, StolenSetSummary>;
   totalQueries: number;
   totalCostUsd: number;
 }
@@ -30,8 +30,6 @@ export async function oracleForRun(run: Run): Promise<LocalOracle> {
     answer: q.mode, pricePer1000: q.pricePer1000, batchSize: q.batchSize, name: `oracle of run ${run.name}`, classNames: [...CIFAR10_CLASSES],
   });
 }
-
-type SetSummary = StealSummary['sets'][string];
 
 /**
  * Queries the oracle with the NPD images and the PD images and stores each stolen-label set in its
@@ -51,26 +49,25 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
       if (beginVariant(v, { label: `stolen ${name}`, force: opts.force, log, verb }) === 'reuse') {
         const stolen = loadStolenLabels(stolenFile(v.dir, name));
         // The histogram is recomputed: JSON keeps an unbounded most/least ratio (a class never answered) as null.
-        sets[name] = { ...readJson<SetSummary>(v.result, `stolen ${name} summary`), histogram: labelHistogram(stolen.labels, CIFAR10_CLASSES) };
+        sets[name] = { ...readJson<StolenSetSummary>(v.result, `stolen ${name} summary`), histogram: labelHistogram(stolen.labels, CIFAR10_CLASSES) };
         info ??= stolen.oracle;
         continue;
       }
+      const file = stolenFile(v.dir, name);
       const outside = outsideStolenFile(run, name);
+      let stolen: StolenLabelSet;
       if (outside) {
-        sets[name] = importOutsideSet(run, v, name, outside, log);
-        info ??= loadStolenLabels(stolenFile(v.dir, name)).oracle;
-        continue;
+        stolen = importOutsideSet(v, name, outside, log);
+        info ??= stolen.oracle;
+      } else {
+        const oracle = opts.oracle ?? (own ??= await oracleForRun(run));
+        // signal: stop between requests (stopOnSignals), with every answer paid so far on disk.
+        const common = { cacheFile: answersFileFor(run), outFile: file, batchSize: run.config.query.batchSize, signal: opts.signal };
+        stolen = (name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common)).stolen;
+        info = stolen.oracle;
       }
-      const oracle = opts.oracle ?? (own ??= await oracleForRun(run));
-      // signal: stop between requests (stopOnSignals), with every answer paid so far on disk.
-      const common = { cacheFile: answersFileFor(run), outFile: stolenFile(v.dir, name), batchSize: run.config.query.batchSize, signal: opts.signal };
-      const built = name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common);
-      const s = built.stolen;
-      info = s.oracle;
-      sets[name] = {
-        n: s.n, queries: s.queries.distinct, askedThisCall: s.queries.askedThisCall, costUsd: s.cost.usd,
-        histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: path.relative(run.dir, stolenFile(v.dir, name)), key: v.key,
-      };
+      // A set taken in from elsewhere asked nothing in this run.
+      sets[name] = stolenSetSummary(stolen, path.relative(run.dir, file), v.key, outside ? 0 : undefined);
       writeJson(v.result, sets[name]);
     }
   } finally {
@@ -88,19 +85,14 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
 
 /**
  * Takes a stolen set made by `npm run steal` against an outside black box into the run as this set's
- * variant (a copy, so the run keeps it even if the file moves), with the same summary stealLabels writes.
+ * variant (a copy, so the run keeps it even if the file moves). Returns the set.
  */
-function importOutsideSet(run: Run, v: Variant, name: StolenSetName, file: string, log: (s: string) => void): SetSummary {
+function importOutsideSet(v: Variant, name: StolenSetName, file: string, log: (s: string) => void): StolenLabelSet {
   const s = loadStolenLabels(file);
   fs.mkdirSync(v.dir, { recursive: true });
   fs.copyFileSync(file, stolenFile(v.dir, name));
-  const summary: SetSummary = {
-    n: s.n, queries: s.queries.distinct, askedThisCall: 0, costUsd: s.cost.usd,
-    histogram: labelHistogram(s.labels, CIFAR10_CLASSES), file: path.relative(run.dir, stolenFile(v.dir, name)), key: v.key,
-  };
-  writeJson(v.result, summary);
   log(`stolen ${name}: ${s.n} labels from ${file} (answered by ${s.oracle.name}, ${s.queries.distinct} paid queries)`);
-  return summary;
+  return s;
 }
 
 /** The stolen-label set of the run's config (an error says which notebook makes it). */
