@@ -65,10 +65,10 @@ export async function fitCopycat(
   run: Run,
   data: ImageSet,
   dir: string,
-  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number; summaries?: { onEpoch: TrainOptions['onEpoch'] } },
+  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number },
 ): Promise<CopycatFit> {
   const hooks = opts.hooks ?? {};
-  const log = hooks.log ?? ((s: string) => console.log(s));
+  const log = stepLog(hooks);
   const oracle = readOracleResult(run);
   const { test } = await cifarForRun(run);
   const cfg = run.config.copycat;
@@ -83,7 +83,7 @@ export async function fitCopycat(
       // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
       val: curveTestSet(run, test),
       onBatch: hooks.onBatch ?? bar.onBatch,
-      onEpoch: opts.summaries?.onEpoch ?? hooks.onEpoch,
+      onEpoch: hooks.onEpoch,
       signal: hooks.signal,
       log,
       teacher: opts.teacher,
@@ -116,7 +116,8 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   const { data, queries } = await stolenSetForRun(run, set, log);
   const summaries = trainingSummaries(v, hooks, log);
   try {
-    const fit = await fitCopycat(run, data, v.dir, { label: `copycat ${set}`, hooks, summaries });
+    // The TensorBoard writer takes the epochs first, then the caller's onEpoch (trainingSummaries chains it).
+    const fit = await fitCopycat(run, data, v.dir, { label: `copycat ${set}`, hooks: { ...hooks, onEpoch: summaries.onEpoch } });
     const out: CopycatResult = {
       set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,
       wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label, key: v.key,

@@ -72,7 +72,7 @@ export const stolenPartsOf = (set: string): StolenSetName[] => (set === 'NPD+PD-
 function variant(run: Run, kind: StepKind, name: string, settings: unknown, upstream: Record<string, string>, arithmetic: FpMath): Variant {
   const inputs = { format: 'copycat-step' as const, version: 1 as const, step: kind, name, profile: run.config.profile, settings, upstream, arithmetic };
   const key = keyOf({ step: kind, name, settings, upstream, arithmetic });
-  const dir = `${stepRoot(run, kind, kind === 'oracle' ? undefined : name)}/${key}`;
+  const dir = path.join(stepRoot(run, kind, kind === 'oracle' ? undefined : name), key);
   return { ...variantPaths(dir), kind, name, key, inputs: { ...inputs, key } };
 }
 
@@ -96,9 +96,9 @@ const oracleOf = (run: Run, arithmetic: FpMath, exact = false): Variant =>
  * arithmetic of this process (the oracle's answers are whatever it answered).
  */
 const stolenOf = (run: Run, set: StolenSetName, arithmetic: FpMath): Variant => {
-  const outside = set === 'NPD-SL' ? run.config.query.stolenFile : undefined;
+  const outside = outsideStolenFile(run, set);
   // An outside set (npm run steal) is what its file holds: keyed by its answers, not by the run's oracle.
-  if (outside) return variant(run, 'stolen', set, { query: { stolenFile: outsideIdentity(path.resolve(projectRoot(), outside)) } }, {}, 'strict');
+  if (outside) return variant(run, 'stolen', set, { query: { stolenFile: outsideIdentity(outside) } }, {}, 'strict');
   return variant(run, 'stolen', set, pick.stolen(run.config, set), { oracle: oracleOf(run, arithmetic).key }, 'strict');
 };
 
@@ -184,7 +184,7 @@ export function readStepRecord(file: string): StepRecord {
 /** Every variant the run holds (finished or not), oldest first. */
 export function listVariants(run: Run): (StepRecord & { dir: string; finished: boolean })[] {
   return variantFolders(run)
-    .map(({ dir }) => ({ ...readStepRecord(variantPaths(dir).record), dir, finished: fs.existsSync(variantPaths(dir).result) }))
+    .map(({ dir }) => ({ ...readStepRecord(variantPaths(dir).record), dir, finished: isFinished(variantPaths(dir)) }))
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
@@ -239,10 +239,10 @@ export function beginVariant(v: Variant, opts: { label: string; force?: boolean;
 
 /** The other variants of the same step (same kind and name), oldest first. */
 function siblingsOf(v: Variant): StepRecord[] {
-  const root = v.dir.slice(0, v.dir.length - v.key.length - 1);
+  const root = path.dirname(v.dir);
   if (!fs.existsSync(root)) return [];
   return fs.readdirSync(root)
-    .map((k) => variantPaths(`${root}/${k}`).record)
+    .map((k) => variantPaths(path.join(root, k)).record)
     .filter((f) => fs.existsSync(f))
     .map(readStepRecord)
     .filter((r) => r.key !== v.key && !r.adopted?.startsWith('not reused'))
