@@ -7,17 +7,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { textTable } from '../src/display/notebook';
 import { dataDir } from '../src/paths';
 import { readRun } from '../src/run';
 import { formatVariantRows, pruneVariants, variantRows } from '../src/steps/runVariants';
-
-function table(rows: Record<string, string>[]): string {
-  if (!rows.length) return '(no variants)';
-  const cols = Object.keys(rows[0]);
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i])).join('  ').trimEnd();
-  return [line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => r[c])))].join('\n');
-}
 
 function runDirs(given: string[]): string[] {
   if (given.length) return given.map((d) => path.resolve(d));
@@ -53,7 +46,7 @@ function main(): void {
       continue;
     }
     console.log(`\n${run.dir} (profile ${run.config.profile}; * = used by its config.json)`);
-    console.log(table(formatVariantRows(rows)));
+    console.log(rows.length ? textTable(formatVariantRows(rows)) : '(no variants)');
   }
 }
 
