@@ -20,7 +20,7 @@ import { checkDataSources, formatSourceChecks } from '../src/data/sources';
 import { projectRoot } from '../src/paths';
 import { resultsMarkdown, ResultsTable, writeResults } from '../src/report';
 // run.ts itself, not the run/ index: this script needs only the folder conventions, not the step code.
-import { defaultRunDir, runProfile } from '../src/run/run';
+import { chooseProfile, defaultRunDir } from '../src/run/run';
 
 const NOTEBOOKS = ['00_environment', '01_oracle', '02_npd_labeling', '03_copycat', '04_results'];
 const STATUS_FILE = 'reproduce-status.json';
@@ -107,9 +107,8 @@ async function main(): Promise<void> {
     return;
   }
   const givenDir = (values['run-dir'] as string | undefined) ?? (process.env.COPYCAT_RUN_DIR || undefined);
-  // The same precedence as openRun (src/run/run.ts), so the notebooks and this script agree.
-  const profile = (values.profile as string | undefined) ?? (process.env.COPYCAT_PROFILE || undefined)
-    ?? (givenDir ? runProfile(path.resolve(givenDir)) : undefined) ?? DEFAULT_PROFILE;
+  // The same rule as openRun, so the notebooks and this script agree.
+  const profile = chooseProfile(values.profile as string | undefined, givenDir);
   if (!(profile in PROFILES)) throw new Error(`--profile must be one of ${Object.keys(PROFILES).join(', ')}, got '${profile}'`);
   if (!['local', 'http'].includes(values.oracle as string)) throw new Error(`--oracle must be local or http, got '${values.oracle}'`);
   const from = parseFrom(values.from as string);

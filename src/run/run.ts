@@ -42,9 +42,17 @@ export function runProfile(dir: string): string | undefined {
   }
 }
 
+/**
+ * The profile a run is opened with: the one named, else $COPYCAT_PROFILE, else the run folder's own (so the
+ * lab opening a reproduced run gets its profile), else DEFAULT_PROFILE. `npm run reproduce` uses the same rule.
+ */
+export function chooseProfile(named: string | undefined, runDir: string | undefined): string {
+  return named ?? (process.env.COPYCAT_PROFILE || undefined) ?? (runDir ? runProfile(path.resolve(runDir)) : undefined) ?? DEFAULT_PROFILE;
+}
+
 export function openRun(opts: OpenRunOptions = {}): Run {
   const givenDir = opts.dir ?? process.env.COPYCAT_RUN_DIR;
-  const profile = opts.profile ?? (process.env.COPYCAT_PROFILE || undefined) ?? (givenDir ? runProfile(path.resolve(givenDir)) : undefined) ?? DEFAULT_PROFILE;
+  const profile = chooseProfile(opts.profile, givenDir);
   const config = resolveConfig(profile, opts.overrides);
   const dir = path.resolve(givenDir ?? defaultRunDir(config.profile));
   fs.mkdirSync(dir, { recursive: true });
