@@ -1,4 +1,5 @@
 import * as crypto from 'crypto';
+import { canonicalJson } from '../canonicalJson';
 import { formatAnswerSpec, normalizeAnswerSpec } from './answers';
 import type { AnswerSpec } from './types';
 
@@ -49,12 +50,7 @@ function settingsPart(s: AnswerSettings): unknown {
 
 /** `sha256:<hex>` of a JSON value with its object keys sorted (so key order never changes a digest). */
 export function digestOf(value: unknown): string {
-  const canonical = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(canonical);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
-    return v;
-  };
-  return `sha256:${crypto.createHash('sha256').update(JSON.stringify(canonical(value))).digest('hex')}`;
+  return `sha256:${crypto.createHash('sha256').update(canonicalJson(value)).digest('hex')}`;
 }
 
 /** Identity of a model (digest of its architecture and weights, see local.ts) answering with `settings`. */

@@ -1,4 +1,5 @@
 import * as crypto from 'crypto';
+import { canonicalJson } from '../canonicalJson';
 
 /**
  * Step keys, as in a build system: a step's result is stored under the hash of exactly what it depends
@@ -6,15 +7,7 @@ import * as crypto from 'crypto';
  * setting gives a new folder and an unchanged one finds its finished result.
  */
 
-/** JSON with object keys sorted at every depth and undefined members dropped: one text per value. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
-    }
-    return v;
-  });
-}
+export { canonicalJson };
 
 /** Hex length of a key: 12 hex digits make a collision among a run's few hundred variants negligible. */
 export const KEY_LENGTH = 12;
