@@ -65,8 +65,10 @@ export interface ResultsTable {
   cited: CitedRow[];
 }
 
-const pct = (x: number | null | undefined) => (x == null ? '' : `${(100 * x).toFixed(2)} %`);
-const dec = (x: number | null | undefined) => (x == null ? '' : x.toFixed(4));
+/** A fraction as '86.36 %' ('' for none); the one percent format of tables and the runs list. */
+export const formatPercent = (x: number | null | undefined): string => (x == null ? '' : `${(100 * x).toFixed(2)} %`);
+/** A score such as macro F1 as '0.8640' ('' for none). */
+export const formatDecimal = (x: number | null | undefined): string => (x == null ? '' : x.toFixed(4));
 
 /** The table as GitHub markdown: computed rows first, then the cited ones under their own heading. */
 export function resultsMarkdown(t: ResultsTable): string {
@@ -81,14 +83,14 @@ export function resultsMarkdown(t: ResultsTable): string {
     head,
     sep,
     ...t.rows.map((r) =>
-      `| ${r.model} | ${r.architecture} | ${r.trainData} | ${r.queries ?? '-'} | ${pct(r.accuracy)} | ${dec(r.microAverage)} | ${dec(r.macroAverage)} | ${r.agreement == null ? '-' : pct(r.agreement)} | ${r.performanceOverTarget == null ? '-' : pct(r.performanceOverTarget)} |`),
+      `| ${r.model} | ${r.architecture} | ${r.trainData} | ${r.queries ?? '-'} | ${formatPercent(r.accuracy)} | ${formatDecimal(r.microAverage)} | ${formatDecimal(r.macroAverage)} | ${r.agreement == null ? '-' : formatPercent(r.agreement)} | ${r.performanceOverTarget == null ? '-' : formatPercent(r.performanceOverTarget)} |`),
     '',
     '## Cited for comparison (NOT computed here)',
     '',
     '| Model | Source | Train data | #Queries | Accuracy | Macro avg | Perf. over target |',
     '|---|---|---|---:|---:|---:|---:|',
     ...t.cited.map((r) =>
-      `| ${r.model} | ${r.source} | ${r.trainData} | ${r.queries ?? '-'} | ${r.accuracy == null ? '-' : pct(r.accuracy)} | ${r.macroAverage == null ? '-' : dec(r.macroAverage)} | ${r.performanceOverTarget == null ? '-' : pct(r.performanceOverTarget)} |`),
+      `| ${r.model} | ${r.source} | ${r.trainData} | ${r.queries ?? '-'} | ${r.accuracy == null ? '-' : formatPercent(r.accuracy)} | ${r.macroAverage == null ? '-' : formatDecimal(r.macroAverage)} | ${r.performanceOverTarget == null ? '-' : formatPercent(r.performanceOverTarget)} |`),
     '',
   ];
   return lines.join('\n');
@@ -122,8 +124,8 @@ export function writeResults(dir: string, t: ResultsTable): { md: string; csv: s
 /** One row per copycat: images, queries, accuracy, macro F1, agreement, % of target, minutes. */
 export function copycatRows(results: { set: string; trainImages: number; queries: number; metrics: Metrics; agreement: number; performanceOverTarget: number; wallSeconds: number }[]): TableRow[] {
   return results.map((r) => ({
-    copycat: r.set, images: r.trainImages, queries: r.queries, accuracy: pct(r.metrics.accuracy), 'macro F1': dec(r.metrics.macroAverage),
-    agreement: pct(r.agreement), 'perf. over target': pct(r.performanceOverTarget), minutes: (r.wallSeconds / 60).toFixed(1),
+    copycat: r.set, images: r.trainImages, queries: r.queries, accuracy: formatPercent(r.metrics.accuracy), 'macro F1': formatDecimal(r.metrics.macroAverage),
+    agreement: formatPercent(r.agreement), 'perf. over target': formatPercent(r.performanceOverTarget), minutes: (r.wallSeconds / 60).toFixed(1),
   }));
 }
 

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import { FPMATH_MODES } from '../platform/backend';
 import { formatChanges, readJson, Run, StepKind } from '../run';
 import type { Metrics } from '../metrics';
+import { formatDecimal, formatPercent } from '../report';
 import { copycatVariant, defaultSettings, listVariants, oracleVariant, StepRecord, stolenPartsOf, stolenVariant, variantChanges } from './variants';
 
 /**
@@ -75,18 +76,16 @@ export function variantRows(run: Run): VariantRow[] {
   });
 }
 
-const pct = (x: number | undefined): string => (x === undefined ? '' : `${(100 * x).toFixed(2)} %`);
-
 /** The rows as a table for showTable / the terminal (one line per variant, the current ones marked *). */
 export function formatVariantRows(rows: VariantRow[]): Record<string, string>[] {
   return rows.map((r) => ({
     step: `${r.current ? '*' : ' '} ${r.step === 'oracle' ? 'oracle' : `${r.step} ${r.name}`}`,
     key: r.key,
     'vs profile defaults': r.note?.startsWith('not reused') ? r.note : r.changes || '(defaults)',
-    accuracy: pct(r.accuracy),
-    'macro F1': r.macroF1 === undefined ? '' : r.macroF1.toFixed(4),
-    agreement: pct(r.agreement),
-    '% of target': pct(r.performanceOverTarget),
+    accuracy: formatPercent(r.accuracy),
+    'macro F1': formatDecimal(r.macroF1),
+    agreement: formatPercent(r.agreement),
+    '% of target': formatPercent(r.performanceOverTarget),
     queries: r.queries === undefined ? '' : String(r.queries),
     'wall time': r.wallSeconds === undefined ? (r.finished ? '' : 'unfinished') : `${(r.wallSeconds / 60).toFixed(1)} min`,
   }));
