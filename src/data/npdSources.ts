@@ -13,10 +13,11 @@ export type NpdSource =
   | { kind: 'folder'; path: string }
   | { kind: 'zip'; path: string }
   | { kind: 'tiny-imagenet' }
+  | { kind: 'tiny-imagenet-rest20k' }
   | { kind: 'coco-train2014' }
   | { kind: 'coco-val2017' };
 
-export const NPD_SOURCE_KINDS = ['folder', 'zip', 'tiny-imagenet', 'coco-train2014', 'coco-val2017'] as const;
+export const NPD_SOURCE_KINDS = ['folder', 'zip', 'tiny-imagenet', 'tiny-imagenet-rest20k', 'coco-train2014', 'coco-val2017'] as const;
 
 export interface OfficialArchive {
   url: string;
@@ -41,6 +42,18 @@ export const TINY_IMAGENET_MIRROR = {
   file: 'tiny-imagenet-200-train80k.zip',
   bytes: 171_094_435,
   sha256: '500b89641608d1b7487d94fc4e6f9cd4852b11feb98c29e7c2a9bc647ede08b2',
+};
+
+/**
+ * The other 20,000 Tiny ImageNet train images (`<wnid>_400` … `<wnid>_499` of each class): none is in the
+ * 80k mirror. Natural images an attacker has but does not pay to label (the unqueried pool, src/data/pool.ts).
+ * From the official archive they are the entries this pattern accepts.
+ */
+export const TINY_IMAGENET_REST20K_MIRROR = {
+  file: 'tiny-imagenet-200-train-rest20k.zip',
+  bytes: 42_716_669,
+  sha256: '4a7ea3e0a766c3cf63f13d4de3c97f0a201b2c7e2d364f9459c80ca2f758968d',
+  accept: /^tiny-imagenet-200\/train\/[^/]+\/images\/[^/]+_4\d\d\.JPEG$/,
 };
 
 export const COCO_TRAIN2014: OfficialArchive = {
@@ -153,6 +166,19 @@ export async function resolveNpdSource(source: NpdSource, opts: ResolveOptions &
       }
       const file = await officialArchive(TINY_IMAGENET, 'Tiny ImageNet', opts, opts.cacheDir);
       return { kind: 'zip', path: file, label: `Tiny ImageNet train (${file})`, accept };
+    }
+    case 'tiny-imagenet-rest20k': {
+      const rest = TINY_IMAGENET_REST20K_MIRROR;
+      const accept = (n: string) => rest.accept.test(n);
+      const mirror = opts.mirrorDir ?? mirrorDir();
+      const m = mirror ? path.join(mirror, rest.file) : undefined;
+      if (m && fs.existsSync(m)) {
+        const problem = await verifiedOnce(m, rest, opts.cacheDir);
+        if (!problem) return { kind: 'zip', path: m, label: `Tiny ImageNet train, rest 20k (mirror ${m})`, accept };
+        (opts.log ?? console.log)(`Tiny ImageNet rest-20k mirror ${problem}; ignoring it`);
+      }
+      const file = await officialArchive(TINY_IMAGENET, 'Tiny ImageNet', opts, opts.cacheDir);
+      return { kind: 'zip', path: file, label: `Tiny ImageNet train, images 400-499 per class (${file})`, accept };
     }
     case 'coco-train2014':
     case 'coco-val2017': {

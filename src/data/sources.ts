@@ -4,7 +4,7 @@ import * as path from 'path';
 import type { ExperimentConfig } from '../config';
 import { dataDir, mirrorDir } from '../paths';
 import { CIFAR10_ARCHIVE, CIFAR10_FILES, CIFAR10_NPM_PACKAGE } from './cifar10';
-import { COCO_TRAIN2014, COCO_VAL2017, OfficialArchive, TINY_IMAGENET, TINY_IMAGENET_MIRROR, validateNpdSource } from './npdSources';
+import { COCO_TRAIN2014, COCO_VAL2017, OfficialArchive, TINY_IMAGENET, TINY_IMAGENET_MIRROR, TINY_IMAGENET_REST20K_MIRROR, validateNpdSource } from './npdSources';
 
 /**
  * Pre-flight check of the data a reproduction needs. A missing NPD archive used to surface only in
@@ -136,9 +136,11 @@ const archiveFix = (a: OfficialArchive, ctx: Ctx) =>
   `place the official ${a.file} (${mb(a.bytes)}, md5 ${a.md5}, from ${a.url}) in ${path.join(ctx.dataDir, 'downloads')}/ or in ${mirrorNote(ctx)}`;
 const ownImagesFix = `or use your own images: COPYCAT_OVERRIDES='{"data":{"npdSource":{"kind":"zip","path":"/abs/images.zip"}}}' (or kind "folder")`;
 
-async function checkNpd(source: unknown, ctx: Ctx): Promise<SourceCheck> {
+const QUERIED_NPD = '02_npd_labeling (the NPD images the attacker queries the oracle with)';
+const POOL_NPD = '03_copycat (data.pool: NPD images never queried, to learn from without labels and to measure agreement on unseen images)';
+
+async function checkNpd(source: unknown, ctx: Ctx, neededBy = QUERIED_NPD): Promise<SourceCheck> {
   const tried: string[] = [];
-  const neededBy = '02_npd_labeling (the NPD images the attacker queries the oracle with)';
   let s: ReturnType<typeof validateNpdSource>;
   try {
     s = validateNpdSource(source);
@@ -167,6 +169,20 @@ async function checkNpd(source: unknown, ctx: Ctx): Promise<SourceCheck> {
           `place ${TINY_IMAGENET_MIRROR.file} (${mb(TINY_IMAGENET_MIRROR.bytes)}, sha256 ${TINY_IMAGENET_MIRROR.sha256}: the project's 80k-image mirror) in ${mirrorNote(ctx)}`,
           `or ${archiveFix(TINY_IMAGENET, ctx)}`,
           ownImagesFix,
+        ],
+      };
+    }
+    case 'tiny-imagenet-rest20k': {
+      const rest = TINY_IMAGENET_REST20K_MIRROR;
+      const m = ctx.mirrorDir ? path.join(ctx.mirrorDir, rest.file) : undefined;
+      const extra = m ? [{ where: m, problem: () => fileProblem(m, rest.bytes) }] : [];
+      const via = await checkArchive(TINY_IMAGENET, ctx, tried, extra);
+      return {
+        source: 'unqueried NPD pool (Tiny ImageNet train, rest 20k)', neededBy, ok: !!via, via, tried,
+        fixes: via ? [] : [
+          `place ${rest.file} (${mb(rest.bytes)}, sha256 ${rest.sha256}: the 20k images not in the 80k mirror) in ${mirrorNote(ctx)}`,
+          `or ${archiveFix(TINY_IMAGENET, ctx)}`,
+          'or run without the pool: COPYCAT_OVERRIDES=\'{"data":{"pool":null}}\'',
         ],
       };
     }
@@ -215,7 +231,8 @@ export async function checkDataSources(config: Pick<ExperimentConfig, 'data'>, o
     probeUrl: opts.probeUrl ?? ((u) => probeUrl(u)),
     probeNpm: opts.probeNpm ?? ((s) => probeNpm(s)),
   };
-  return Promise.all([checkCifar(ctx), checkNpd(config.data.npdSource, ctx)]);
+  const pool = config.data.pool?.sources ?? [];
+  return Promise.all([checkCifar(ctx), checkNpd(config.data.npdSource, ctx), ...pool.map((s) => checkNpd(s, ctx, POOL_NPD))]);
 }
 
 /** The report: one line per source found, and for each missing one where it looked and what to place where. */

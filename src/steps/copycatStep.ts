@@ -6,17 +6,21 @@ import { saveModel } from '../io';
 import { CopyScores, formatSeedReport, Metrics } from '../metrics';
 import { createModel } from '../models';
 import { readJson, Run, stolenFile, writeJson } from '../run';
-import { loadStolenSetWithImages } from '../steal';
+import { loadStolenSetWithImages, selectByHashes } from '../steal';
+import { npdCandidatesForRun } from './activeStealing';
 import { concatImageSets, stolenImageSet } from '../stolenLabels';
 import { EpochRecord, train, TrainConfig, TrainOptions } from '../train';
 import { ImageSet } from '../types';
 import type { CopycatSetName } from '../config';
-import { cifarForRun, curveTestSet, npdForRun, pdForRun, StepHooks, stepLog } from './inputs';
+import { cifarForRun, curveTestSet, npdForRun, pdForRun, poolForRun, StepHooks, stepLog } from './inputs';
+import { formatPoolSummary, PoolSummary } from '../data/pool';
+import { loadStolenLabels } from '../stolenLabels';
+import { HeldOutNpd, heldOutNpdForRun, UnseenNpdAgreement, unseenNpdAgreement } from './unseenNpd';
 import { oracleEvaluation, readOracleResult } from './oracleStep';
 import { readStolenLabels } from './stealStep';
 import { trainingProgress } from '../display/trainingProgress';
 import { trainingSummaries } from './trainingSummaries';
-import { beginVariant, copycatVariant, outsideStolenFile, StolenSetName, stolenPartsOf, stolenVariant } from './variants';
+import { beginVariant, copycatVariant, isFinished, outsideStolenFile, selectionActive, StolenSetName, stolenPartsOf, stolenVariant } from './variants';
 
 export interface CopycatResult extends CopyScores {
   set: CopycatSetName;
@@ -28,6 +32,10 @@ export interface CopycatResult extends CopyScores {
   trainImagesPerSecond: number;
   /** The variant's key (absent in results written before step keys). */
   key?: string;
+  /** Agreement with the oracle on the pool's held-out NPD images (absent without a pool). */
+  unseenNpd?: UnseenNpdAgreement;
+  /** The unqueried pool of the run (semi-supervised copies learn from its training images). */
+  pool?: PoolSummary & { usedForTraining: boolean };
 }
 
 /** The fake dataset of one copycat: images with the oracle's answers only, never ground truth. */
@@ -39,7 +47,9 @@ export async function stolenSetForRun(run: Run, set: CopycatSetName, log?: (s: s
       return { data: outside.set, queries: outside.stolen.queries.distinct };
     }
     const stolen = readStolenLabels(run, name);
-    const images = name === 'NPD-SL' ? await npdForRun(run, log) : await pdForRun(run);
+    // Bought in rounds (query.selection): the images the rounds chose, found among all NPD candidates.
+    const images = name === 'PD-SL' ? await pdForRun(run)
+      : selectionActive(run.config) ? selectByHashes(await npdCandidatesForRun(run, log), stolen.hashes) : await npdForRun(run, log);
     return { data: stolenImageSet(images, stolen), queries: stolen.queries.distinct };
   };
   const parts = [];
@@ -55,6 +65,7 @@ export interface CopycatFit {
   testPredictions: number[];
   history: EpochRecord[];
   trainImagesPerSecond: number;
+  unseenNpd?: UnseenNpdAgreement;
 }
 
 /**
@@ -65,7 +76,13 @@ export async function fitCopycat(
   run: Run,
   data: ImageSet,
   dir: string,
-  opts: { label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number },
+  opts: {
+    label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number;
+    /** The unqueried pool's training images, for a semi-supervised recipe (TrainConfig.semiSupervised). */
+    unlabeled?: ImageSet;
+    /** The pool's held-out images with the oracle's labels: the copy is scored on them too. */
+    heldOutNpd?: HeldOutNpd;
+  },
 ): Promise<CopycatFit> {
   const hooks = opts.hooks ?? {};
   const log = stepLog(hooks);
@@ -87,15 +104,19 @@ export async function fitCopycat(
       signal: hooks.signal,
       log,
       teacher: opts.teacher,
+      unlabeled: opts.unlabeled,
     });
     bar.finish();
     await saveModel(model, path.join(dir, 'model'));
     const ev = await evaluateModel(model, test);
     const cmp = compareWithOracle(ev, oracleEvaluation(oracle));
     log(`${formatSeedReport(ev.metrics)}\nAgreement with the oracle: ${(100 * cmp.agreement).toFixed(2)}%  Performance over target: ${(100 * cmp.performanceOverTarget).toFixed(2)}%`);
+    const unseenNpd = opts.heldOutNpd ? await unseenNpdAgreement(model, opts.heldOutNpd) : undefined;
+    if (unseenNpd) log(`Agreement on ${unseenNpd.images} NPD images it never saw: ${(100 * unseenNpd.agreement).toFixed(2)}%`);
     return {
       metrics: ev.metrics, agreement: cmp.agreement, performanceOverTarget: cmp.performanceOverTarget,
       testPredictions: Array.from(ev.predictions), history: result.history, trainImagesPerSecond: result.imagesPerSecond,
+      ...(unseenNpd ? { unseenNpd } : {}),
     };
   } finally {
     model.dispose();
@@ -114,19 +135,40 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   assertTrainingBackend(`copycat training (${set})`);
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
+  const pool = await poolForRun(run, queriedHashes(run), log);
+  const semi = run.config.copycat.train.semiSupervised != null;
+  if (pool) log(formatPoolSummary(pool.summary) + (semi ? '' : ' (this recipe does not learn from it: copycat.train.semiSupervised is null)'));
+  else if (semi) log(`copycat ${set}: semi-supervised with no unqueried pool (data.pool is null): the unlabeled stream is the stolen set's own images`);
+  const heldOutNpd = pool && pool.heldOut.n > 0 ? await heldOutNpdForRun(run, pool.heldOut) : undefined;
   const summaries = trainingSummaries(v, hooks, log);
   try {
     // The TensorBoard writer takes the epochs first, then the caller's onEpoch (trainingSummaries chains it).
-    const fit = await fitCopycat(run, data, v.dir, { label: `copycat ${set}`, hooks: { ...hooks, onEpoch: summaries.onEpoch } });
+    const fit = await fitCopycat(run, data, v.dir, {
+      label: `copycat ${set}`, hooks: { ...hooks, onEpoch: summaries.onEpoch }, unlabeled: semi ? pool?.train : undefined, heldOutNpd,
+    });
     const out: CopycatResult = {
       set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,
       wallSeconds: (Date.now() - t0) / 1000, backend: backendReport().label, key: v.key,
+      ...(pool ? { pool: { ...pool.summary, usedForTraining: semi } } : {}),
     };
     writeJson(v.result, out);
     return out;
   } finally {
     summaries.close();
   }
+}
+
+/**
+ * Every image the run's stolen sets sent to the oracle (by content): none of them may enter the pool,
+ * whichever copycat asks, so the pool's held-out slice is the same for all three.
+ */
+function queriedHashes(run: Run): Set<string> {
+  const out = new Set<string>();
+  for (const name of ['NPD-SL', 'PD-SL'] as const) {
+    const v = stolenVariant(run, name);
+    if (isFinished(v)) for (const h of loadStolenLabels(stolenFile(v.dir, name)).hashes) out.add(h);
+  }
+  return out;
 }
 
 /** The finished copycat of the run's config for `set`, or undefined when that variant has not finished. */

@@ -6,6 +6,7 @@ import { discardLabels } from '../stolenLabels';
 import type { BatchProgress, EpochRecord } from '../train';
 import { ImageSet } from '../types';
 import { subsetImages } from '../data/subset';
+import { PoolSplit, unqueriedPool } from '../data/pool';
 
 /** What every step reads from the run besides its own folder: the data sets and the caller's hooks. */
 
@@ -64,4 +65,40 @@ export async function npdForRun(run: Run, log?: (s: string) => void): Promise<Im
 export async function pdForRun(run: Run): Promise<ImageSet> {
   const { train } = await cifarForRun(run);
   return discardLabels(subsetImages(train, run.config.data.pdImages, run.config.seed + 1));
+}
+
+/** A source of the config as loadNpd takes it (loadNpd validates the kind and names what it expects). */
+type SourceJson = ExperimentConfig['data']['npdSource'];
+const asSource = (s: SourceJson) => s as Parameters<typeof loadNpd>[0];
+
+/**
+ * The run's unqueried pool (config data.pool; undefined when it has none): what the attacker holds
+ * beyond the images in `queriedHashes` (every image sent to the oracle for the stolen sets used).
+ * Each part is a prefix-stable seeded subset of its source, so the held-out slice does not move when
+ * the pool's size or the query budget changes.
+ */
+export async function poolForRun(run: Run, queriedHashes: ReadonlySet<string>, log?: (s: string) => void): Promise<PoolSplit | undefined> {
+  const d = run.config.data;
+  const p = d.pool;
+  if (!p) return undefined;
+  if (!Array.isArray(p.sources) || p.sources.length === 0) throw new Error('data.pool.sources: expected at least one NPD source, e.g. [{ "kind": "tiny-imagenet-rest20k" }] (or set data.pool to null)');
+  if (!Number.isInteger(p.heldOutImages) || p.heldOutImages < 1) throw new Error(`data.pool.heldOutImages: expected an integer >= 1, got ${JSON.stringify(p.heldOutImages)}`);
+  const load = (source: SourceJson, maxImages: number | undefined) => loadNpd(asSource(source), { size: d.imageSize, maxImages, seed: run.config.seed, log });
+  const heldOut = await load(p.sources[0], p.heldOutImages);
+  const extra = [];
+  let have = 0;
+  for (const [i, source] of p.sources.entries()) {
+    // The first source also holds the held-out slice: load that many more (the subset grows by prefix).
+    const want = p.images == null ? undefined : p.images - have + (i === 0 ? p.heldOutImages : 0);
+    if (want !== undefined && want <= 0) break;
+    const set = await load(source, want);
+    extra.push(set);
+    have += set.n - (i === 0 ? heldOut.n : 0);
+  }
+  const needMore = p.images == null || have < p.images;
+  // With npdImages null every image of the queried source was asked: none of it can be in the pool.
+  const queriedSource = needMore && d.npdImages != null
+    ? await load(d.npdSource, p.images == null ? undefined : d.npdImages + (p.images - have))
+    : undefined;
+  return unqueriedPool({ heldOut, extra, queriedSource, queriedHashes, images: p.images });
 }

@@ -8,7 +8,8 @@ import { readJson, Run, stolenFile, writeJson } from '../run';
 import { buildNpdSl, buildPdSl, labelHistogram, loadStolenLabels, StolenLabelSet, stolenSetSummary, type StolenSetSummary } from '../stolenLabels';
 import { CIFAR10_CLASSES } from '../types';
 import { npdForRun, pdForRun, stepLog } from './inputs';
-import { answersFileFor, beginVariant, isFinished, oracleVariant, outsideStolenFile, StolenSetName, stolenVariant, type Variant } from './variants';
+import { answersFileFor, beginVariant, isFinished, oracleVariant, outsideStolenFile, selectionActive, StolenSetName, stolenVariant, type Variant } from './variants';
+import { RoundsSummary, stealNpdInRounds } from './activeStealing';
 
 export interface StealSummary {
   oracle: StolenLabelSet['oracle'];
@@ -16,7 +17,7 @@ export interface StealSummary {
    * Per set; `file` is relative to the run directory. `askedThisCall` is of the call that made the
    * set (a reused set reports what was asked when it was made).
    */
-  sets: Record<string, StolenSetSummary>;
+  sets: Record<string, StolenSetSummary & { selection?: RoundsSummary }>;
   totalQueries: number;
   totalCostUsd: number;
 }
@@ -56,6 +57,7 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
       const file = stolenFile(v.dir, name);
       const outside = outsideStolenFile(run, name);
       let stolen: StolenLabelSet;
+      let rounds: RoundsSummary | undefined;
       if (outside) {
         stolen = importOutsideSet(v, name, outside, log);
         info ??= stolen.oracle;
@@ -63,11 +65,16 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
         const oracle = opts.oracle ?? (own ??= await oracleForRun(run));
         // signal: stop between requests (stopOnSignals), with every answer paid so far on disk.
         const common = { cacheFile: answersFileFor(run), outFile: file, batchSize: run.config.query.batchSize, signal: opts.signal };
-        stolen = (name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common)).stolen;
+        if (name === 'NPD-SL' && selectionActive(run.config)) {
+          ({ stolen, summary: rounds } = await stealNpdInRounds(run, v, oracle, common, log));
+        } else {
+          stolen = (name === 'NPD-SL' ? await buildNpdSl(oracle, await npdForRun(run, log), common) : await buildPdSl(oracle, await pdForRun(run), common)).stolen;
+        }
         info = stolen.oracle;
       }
-      // A set taken in from elsewhere asked nothing in this run.
-      sets[name] = stolenSetSummary(stolen, path.relative(run.dir, file), v.key, outside ? 0 : undefined);
+      // A set taken in from elsewhere asked nothing in this run; one bought in rounds asked in its rounds.
+      const asked = outside ? 0 : rounds ? rounds.rounds.reduce((t, x) => t + x.paid, 0) : undefined;
+      sets[name] = { ...stolenSetSummary(stolen, path.relative(run.dir, file), v.key, asked), ...(rounds ? { selection: rounds } : {}) };
       writeJson(v.result, sets[name]);
     }
   } finally {

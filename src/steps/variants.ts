@@ -5,6 +5,7 @@ import { ExperimentConfig, PROFILES, ProfileName } from '../config';
 import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
 import { projectRoot } from '../paths';
 import { loadStolenLabels } from '../stolenLabels';
+import { resolveSelection } from '../querySelection';
 import { adoptLegacyLayout } from './legacyLayout';
 
 /**
@@ -57,14 +58,20 @@ const pick = {
     data: set === 'NPD-SL'
       ? { npdSource: c.data.npdSource, npdImages: c.data.npdImages, imageSize: c.data.imageSize }
       : { oracleTrainImages: c.data.oracleTrainImages, pdImages: c.data.pdImages },
-    query: { mode: c.query.mode, pricePer1000: c.query.pricePer1000 },
+    query: { mode: c.query.mode, pricePer1000: c.query.pricePer1000, ...(set === 'NPD-SL' && selectionActive(c) ? { selection: resolveSelection(c.query.selection) } : {}) },
+    // Rounds of active selection train copies of the copycat's recipe to choose with.
+    ...(set === 'NPD-SL' && selectionActive(c) ? { copycat: { architecture: c.copycat.architecture, train: c.copycat.train } } : {}),
   }),
   copycat: (c: ExperimentConfig) => ({
     seed: c.seed,
-    data: { testImages: c.data.testImages, curveTestImages: c.data.curveTestImages },
+    // The pool is read only by a semi-supervised recipe (it is then trained on); keys of other copies stay as they were.
+    data: { testImages: c.data.testImages, curveTestImages: c.data.curveTestImages, ...(c.copycat.train.semiSupervised ? { pool: c.data.pool ?? null } : {}) },
     copycat: { architecture: c.copycat.architecture, train: c.copycat.train },
   }),
 };
+
+/** True when the NPD images to pay for are chosen in rounds (query.selection other than random). */
+export const selectionActive = (c: Pick<ExperimentConfig, 'query'>): boolean => c.query.selection != null && resolveSelection(c.query.selection).strategy !== 'random';
 
 /** The stolen sets a copycat set trains on. */
 export const stolenPartsOf = (set: string): StolenSetName[] => (set === 'NPD+PD-SL' ? ['NPD-SL', 'PD-SL'] : [set as StolenSetName]);

@@ -11,9 +11,11 @@ import { drawMixup, mixWithPartner } from './mixup';
 import { classBalancedIndices, shuffledIndices } from './sampler';
 import { learningRateAt, ScheduleConfig, validateSchedule } from './schedule';
 import { teacherTargets, type Teacher } from './teacherTargets';
+import { pseudoLabels, resolveSemiSupervised, SemiSupervisedConfig, UnlabeledStream, unlabeledLoss, unlabeledViews } from './fixMatch';
 
 export type { AugmentationConfig } from './augment';
 export type { ScheduleConfig } from './schedule';
+export type { SemiSupervisedConfig } from './fixMatch';
 export { learningRateAt } from './schedule';
 export { classBalancedIndices, classCounts } from './sampler';
 
@@ -78,6 +80,11 @@ export interface TrainConfig {
    * they are keep their exact label. 0 = off (the default); Reed et al. used 0.2. Not with mixup.
    */
   bootstrap: number;
+  /**
+   * Semi-supervised training on TrainOptions.unlabeled (src/train/fixMatch.ts: FixMatch); null = off
+   * (the default). Fields left out take DEFAULT_SEMI_SUPERVISED. Not with mixup, bootstrap or a teacher.
+   */
+  semiSupervised: (Partial<SemiSupervisedConfig> & Pick<SemiSupervisedConfig, 'method'>) | null;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
@@ -98,6 +105,7 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   ema: 0,
   logitAdjustment: 0,
   bootstrap: 0,
+  semiSupervised: null,
 };
 
 /** Fills in DEFAULT_TRAIN_CONFIG and validates; the result is what train() records. */
@@ -132,6 +140,8 @@ export function resolveTrainConfig(cfg: Partial<TrainConfig> = {}): TrainConfig 
   const prob = c.augmentation.probability ?? 1;
   if (!(prob >= 0 && prob <= 1)) throw new Error(`TrainConfig.augmentation.probability must be in [0, 1] (share of images augmented), got ${prob}`);
   validateSchedule(c.schedule, 'TrainConfig.schedule');
+  c.semiSupervised = resolveSemiSupervised(c.semiSupervised);
+  if (c.semiSupervised && (c.mixup > 0 || c.bootstrap > 0)) throw new Error('TrainConfig.semiSupervised cannot be combined with mixup or bootstrap: each rewrites the targets of the same views');
   return c;
 }
 
@@ -148,7 +158,10 @@ export interface EpochRecord {
   emaValLoss?: number;
   emaValAccuracy?: number;
   seconds: number;
+  /** Labeled images per second (with semiSupervised each step also trains on ratio x as many unlabeled ones). */
   imagesPerSecond: number;
+  /** semiSupervised: share of the epoch's unlabeled views whose pseudo-label passed the threshold. */
+  pseudoLabelRate?: number;
   /**
    * Arithmetic the epoch ran with: the native backend's oneDNN mode (COPYCAT_FPMATH), 'strict' on
    * wasm/cpu, which compute in float32. Absent in checkpoints written before it was recorded.
@@ -206,6 +219,11 @@ export interface TrainOptions {
    * Not part of TrainConfig (a model is not JSON): resuming with another teacher is not detected.
    */
   teacher?: Teacher;
+  /**
+   * Images without labels for TrainConfig.semiSupervised (the unqueried pool): never asked, never
+   * labeled by anyone but the model itself.
+   */
+  unlabeled?: ImageSet;
 }
 
 export interface TrainResult {
@@ -393,6 +411,7 @@ interface TrainRun {
   vars: tf.Variable[];
   dropouts: ReturnType<typeof dropoutLayers>;
   savedSeeds: (number | undefined)[];
+  semi: { cfg: SemiSupervisedConfig; stream: UnlabeledStream } | null;
 }
 
 /** Checks the inputs and builds the targets and the optimizer; every misuse fails here, before any work. */
@@ -412,11 +431,18 @@ function prepare(model: tf.LayersModel, data: ImageSet, cfgIn: Partial<TrainConf
   if (teacher?.onlyAltered && cfg.mixup > 0) throw new Error('train: teacher.onlyAltered and TrainConfig.mixup cannot both be on: a mixed image is neither the original nor one augmented view');
   const { net, fromLogits } = logitsView(model);
   if (cfg.logitAdjustment > 0 && !fromLogits) throw new Error(`train: TrainConfig.logitAdjustment needs a model whose last layer is a softmax Activation over logits; '${model.name}' ends in ${model.layers[model.layers.length - 1].getClassName()}`);
+  const semiCfg = resolveSemiSupervised(cfg.semiSupervised);
+  if (opts.unlabeled && !semiCfg) throw new Error('train: TrainOptions.unlabeled was given but TrainConfig.semiSupervised is null; set it (e.g. { method: \'fixmatch\' }) or leave the unlabeled images out');
+  if (semiCfg && teacher) throw new Error('train: TrainConfig.semiSupervised and a teacher cannot both be on: each sets the targets of the same views');
+  if (semiCfg && !opts.unlabeled && !semiCfg.includeLabeled) throw new Error('train: TrainConfig.semiSupervised needs TrainOptions.unlabeled (the unqueried pool) or semiSupervised.includeLabeled');
+  if (opts.unlabeled) checkData(model, { ...opts.unlabeled, labels: undefined, soft: undefined }, 'unlabeled');
+  const empty: ImageSet = { images: new Uint8Array(0), n: 0, height: data.height, width: data.width };
+  const semi = semiCfg ? { cfg: semiCfg, stream: new UnlabeledStream(opts.unlabeled ?? empty, semiCfg.includeLabeled ? data : undefined, cfg.seed) } : null;
   const optimizer = makeOptimizer(cfg);
   const logPrior = cfg.logitAdjustment > 0 ? logPriorTensor(classes, numClasses, cfg.logitAdjustment) : null;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const dropouts = dropoutLayers(model);
-  return { model, data, cfg, opts, log, numClasses, targets, classes, optimizer, net, fromLogits, logPrior, vars, dropouts, savedSeeds: dropouts.map((d) => d.seed) };
+  return { model, data, cfg, opts, log, numClasses, targets, classes, optimizer, net, fromLogits, logPrior, vars, dropouts, savedSeeds: dropouts.map((d) => d.seed), semi };
 }
 
 /**
@@ -460,7 +486,7 @@ async function resume(r: TrainRun, history: EpochRecord[]): Promise<{ startEpoch
 }
 
 /** One optimizer step on batch `b` of `order`: augment, build targets (mixup, teacher, bootstrap), minimize. */
-async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number, order: Uint32Array | Int32Array, rng: () => number, average: WeightAverage | null): Promise<{ count: number; loss: number; correct: number; lr: number }> {
+async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number, order: Uint32Array | Int32Array, rng: () => number, average: WeightAverage | null, uRng?: () => number): Promise<{ count: number; loss: number; correct: number; lr: number; confident: number; unlabeled: number }> {
   const { cfg, data, numClasses, targets, optimizer, net, fromLogits, logPrior, vars, model } = r;
   const teacher = r.opts.teacher;
   const idx = order.subarray(b * cfg.batchSize, Math.min((b + 1) * cfg.batchSize, order.length));
@@ -490,14 +516,23 @@ async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number
     stored.dispose();
   }
   const share = altered && cfg.bootstrap > 0 ? tf.tensor2d(Float32Array.from(altered, (a) => a * cfg.bootstrap), [count, 1]) : undefined;
+  // FixMatch: pseudo-labels from the weak views (inference mode, outside the tape), then one forward pass
+  // over the labeled batch and the strong views together, so batch-norm sees both, as in the paper.
+  const u = r.semi && uRng ? semiBatch(r, b, count, uRng) : undefined;
+  const input = u ? tf.concat([x, u.strongX]) : x;
   const lossT = optimizer.minimize(() => {
-    const raw = net.apply(x, { training: true }) as tf.Tensor2D;
+    const both = net.apply(input, { training: true }) as tf.Tensor2D;
+    const raw = u ? (tf.slice(both, [0, 0], [count, numClasses]) as tf.Tensor2D) : both;
     const out = logPrior ? (tf.add(raw, logPrior) as tf.Tensor2D) : raw;
     // arg-max and one-hot pass no gradient, so the model's answer acts as a fixed target.
     const target = share ? bootstrapTargets(y, raw, share, cfg.labelSmoothing) : y;
     let loss: tf.Scalar = fromLogits
       ? tf.losses.softmaxCrossEntropy(target, out)
       : (tf.neg(tf.mean(tf.sum(tf.mul(target, tf.log(tf.clipByValue(out, 1e-7, 1))), -1))) as tf.Scalar);
+    if (u) {
+      const strongOut = tf.slice(both, [count, 0], [u.n, numClasses]) as tf.Tensor2D;
+      loss = tf.add(loss, tf.mul(r.semi!.cfg.weight, unlabeledLoss(u.targets, logPrior ? (tf.add(strongOut, logPrior) as tf.Tensor2D) : strongOut, u.mask, fromLogits))) as tf.Scalar;
+    }
     const decay = weightDecayTerm(model, cfg.weightDecay);
     if (decay) loss = tf.add(loss, decay);
     for (const reg of model.calculateLosses()) loss = tf.add(loss, reg) as tf.Scalar;
@@ -507,6 +542,14 @@ async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number
   x.dispose();
   y.dispose();
   share?.dispose();
+  let confident = 0;
+  if (u) {
+    input.dispose();
+    const sum = tf.sum(u.mask);
+    confident = (await sum.data())[0];
+    sum.dispose();
+    [u.strongX, u.targets, u.mask].forEach((t) => t.dispose());
+  }
   average?.update(epoch * batches + b);
   const [lossVal] = await lossT.data();
   const correctVal = correct ? (await (correct as tf.Scalar).data())[0] : 0;
@@ -516,7 +559,21 @@ async function trainBatch(r: TrainRun, epoch: number, b: number, batches: number
     const dir = r.opts.checkpointDir;
     throw new Error(`train: the loss became ${lossVal} at epoch ${epoch + 1}, batch ${b + 1} (learning rate ${lr.toPrecision(3)}); lower TrainConfig.learningRate (e.g. ${(cfg.learningRate / 10).toPrecision(3)}) or check the inputs/targets${dir ? `; the checkpoint in ${dir} still holds the last finished epoch` : ''}`);
   }
-  return { count, loss: lossVal, correct: correctVal, lr };
+  return { count, loss: lossVal, correct: correctVal, lr, confident, unlabeled: u?.n ?? 0 };
+}
+
+/** The unlabeled part of a FixMatch step: strong views to train on, pseudo-labels and their mask. */
+function semiBatch(r: TrainRun, b: number, count: number, uRng: () => number): { n: number; strongX: tf.Tensor4D; targets: tf.Tensor2D; mask: tf.Tensor1D } {
+  const { cfg: s, stream } = r.semi!;
+  const n = Math.max(1, Math.round(s.ratio * count));
+  const { height: h, width: w } = r.data;
+  const { weakX, strongX } = unlabeledViews(stream.batch(b, n), n, h, w, r.cfg.augmentation, s, uRng);
+  try {
+    const { targets, mask } = pseudoLabels(r.net, weakX, r.fromLogits, s.threshold, r.cfg.labelSmoothing);
+    return { n, strongX, targets, mask };
+  } finally {
+    weakX.dispose();
+  }
 }
 
 /** Scores the epoch's weights (and their average) on `opts.val` into the record: for the curves only. */
@@ -538,6 +595,7 @@ function epochLine(record: EpochRecord, epochs: number): string {
   return `epoch ${record.epoch}/${epochs} lr ${record.learningRate.toExponential(2)} loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(2)}%` +
     (record.valAccuracy !== undefined ? ` val_loss ${record.valLoss!.toFixed(4)} val_acc ${(100 * record.valAccuracy).toFixed(2)}%` : '') +
     (record.emaValAccuracy !== undefined ? ` ema_val_acc ${(100 * record.emaValAccuracy).toFixed(2)}%` : '') +
+    (record.pseudoLabelRate !== undefined ? ` pseudo ${(100 * record.pseudoLabelRate).toFixed(1)}%` : '') +
     ` ${record.imagesPerSecond.toFixed(0)} img/s (${tf.getBackend()})`;
 }
 
@@ -592,15 +650,20 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
     for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
       const rng = seedrandom(`${cfg.seed}/epoch/${epoch}`);
       const order = cfg.classBalanced ? classBalancedIndices(classes, numClasses, rng) : shuffledIndices(n, rng);
+      const uRng = r.semi?.stream.startEpoch(epoch);
       const eStart = Date.now();
       let lossSum = 0;
       let correctSum = 0;
+      let confidentSum = 0;
+      let unlabeledSum = 0;
       let lr = cfg.learningRate;
       for (let b = 0; b < batches; b++) {
         if (opts.signal?.aborted) {
           throw new AbortError(`train: aborted during epoch ${epoch + 1}, batch ${b + 1}; ${opts.checkpointDir ? `the checkpoint in ${opts.checkpointDir} holds ${epoch} finished epoch(s)` : 'no checkpointDir was given, so nothing was saved'}`);
         }
-        const step = await trainBatch(r, epoch, b, batches, order, rng, average);
+        const step = await trainBatch(r, epoch, b, batches, order, rng, average, uRng);
+        confidentSum += step.confident;
+        unlabeledSum += step.unlabeled;
         await yieldToEventLoop();
         lr = step.lr;
         lossSum += step.loss * step.count;
@@ -624,6 +687,7 @@ export async function train(model: tf.LayersModel, data: ImageSet, cfgIn: Partia
       const record: EpochRecord = {
         epoch: epoch + 1, learningRate: lr, loss: lossSum / n, accuracy: correctSum / n,
         seconds, imagesPerSecond: n / Math.max(seconds, 1e-9), fpmath: processFpMath(),
+        ...(r.semi ? { pseudoLabelRate: unlabeledSum ? confidentSum / unlabeledSum : 0 } : {}),
       };
       await validate(r, record, average);
       history.push(record);
