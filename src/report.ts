@@ -122,10 +122,12 @@ export function writeResults(dir: string, t: ResultsTable): { md: string; csv: s
 
 
 /** One row per copycat: images, queries, accuracy, macro F1, agreement, % of target, minutes. */
-export function copycatRows(results: { set: string; trainImages: number; queries: number; metrics: Metrics; agreement: number; performanceOverTarget: number; wallSeconds: number }[]): TableRow[] {
+export function copycatRows(results: { set: string; trainImages: number; queries: number; metrics: Metrics; agreement: number; performanceOverTarget: number; wallSeconds: number; unseenNpd?: { agreement: number } }[]): TableRow[] {
   return results.map((r) => ({
     copycat: r.set, images: r.trainImages, queries: r.queries, accuracy: formatPercent(r.metrics.accuracy), 'macro F1': formatDecimal(r.metrics.macroAverage),
-    agreement: formatPercent(r.agreement), 'perf. over target': formatPercent(r.performanceOverTarget), minutes: (r.wallSeconds / 60).toFixed(1),
+    agreement: formatPercent(r.agreement), 'perf. over target': formatPercent(r.performanceOverTarget),
+    // Copies made before the unqueried pool have no such score: the column stays empty for them.
+    'unseen NPD agreement': formatPercent(r.unseenNpd?.agreement), minutes: (r.wallSeconds / 60).toFixed(1),
   }));
 }
 
@@ -144,4 +146,18 @@ export function perClassAgreementRows(oraclePreds: ArrayLike<number>, copies: { 
     copies.forEach((c, i) => (row[c.set] = shares[i][k] === null ? '-' : `${(100 * shares[i][k]!).toFixed(1)} %`));
     return row;
   });
+}
+
+/** 05's table: one row per point of the query-budget curve (experiments/budgetMethods.ts). */
+export function budgetPointRows(points: {
+  budget: number; method: string; selection: string; queries: number; costUsd: number; epochs: number; accuracy: number; macroAverage: number;
+  agreement: number; performanceOverTarget: number; unseenNpdAgreement: number | null; poolImages: number; wallSeconds: number;
+}[]): TableRow[] {
+  return points.map((p) => ({
+    budget: p.budget, method: p.method === 'active' || p.method === 'both' ? `${p.method} (${p.selection})` : p.method,
+    'paid queries': p.queries, 'cost (US$)': p.costUsd.toFixed(2), epochs: p.epochs, 'pool images': p.poolImages,
+    accuracy: formatPercent(p.accuracy), 'macro F1': formatDecimal(p.macroAverage), agreement: formatPercent(p.agreement),
+    'perf. over target': formatPercent(p.performanceOverTarget), 'unseen NPD agreement': formatPercent(p.unseenNpdAgreement),
+    'train min': (p.wallSeconds / 60).toFixed(1),
+  }));
 }

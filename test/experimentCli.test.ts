@@ -31,8 +31,26 @@ describe('experiment command', function () {
     assert.equal(foreign.code, 1);
     assert.match(foreign.out, /Unknown option '--seeds'/);
     const unknown = experiment(['nope']);
-    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|defences\|ensemble\|members\|distil/);
+    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|budget-modes\|defences\|ensemble\|members\|distil/);
     assert.match(experiment(['--help']).out, /members --run-dir D --seeds 1-3/);
+  });
+
+  it('budget: the curve\'s points are keyed variants at equal steps; a rerun reuses them', async () => {
+    const dir = tmpDir('exp-budget');
+    const base = tinyOverrides(await npdFolder(96, 'budget-npd'), 1, { dir: await npdFolder(40, 'budget-pool'), heldOutImages: 8 });
+    const env = { COPYCAT_OVERRIDES: JSON.stringify(base) };
+    const args = ['budget', '--profile', 'smoke', '--run-dir', dir, '--budgets', '32,96', '--methods', 'random,semi', '--steps', '2'];
+    const bad = experiment([...args.slice(0, 5), '--methods', 'random,clever']);
+    assert.match(bad.out, /--methods: unknown method\(s\) clever/);
+    const first = experiment(args, env);
+    assert.equal(first.code, 0, first.out);
+    const points = first.out.split('\n').filter((l) => l.startsWith('{"experiment":"budget"')).map((l) => JSON.parse(l));
+    assert.deepEqual(points.map((p) => [p.budget, p.method, p.queries, p.epochs]), [[32, 'random', 32, 2], [32, 'semi', 32, 2], [96, 'random', 96, 1], [96, 'semi', 96, 1]]);
+    assert.deepEqual(points.map((p) => p.poolImages), [0, 32 + 64, 0, 32], 'semi learns from the pool: the extra folder, and the NPD images not bought');
+    assert.ok(points.every((p) => p.unseenNpdAgreement !== null), 'every copy is scored on the held-out NPD images');
+    const again = experiment(args, env);
+    assert.equal(again.code, 0, again.out);
+    assert.equal((again.out.match(/copycat NPD-SL: reused/g) ?? []).length, 4, again.out);
   });
 
   it('members: reuses finished members and cached probabilities; --stop-before ends on a checkpoint that the rerun resumes', async () => {

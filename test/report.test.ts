@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CITED_ROWS, copycatRows, perClassAgreementRows, resultsCsv, resultsMarkdown, ResultsTable, stolenSetRows, writeResults } from '../src/report';
+import { budgetPointRows, CITED_ROWS, copycatRows, perClassAgreementRows, resultsCsv, resultsMarkdown, ResultsTable, stolenSetRows, writeResults } from '../src/report';
 import { tempDir } from './tempDirs';
 
 const table: ResultsTable = {
@@ -41,7 +41,15 @@ describe('results table', () => {
   it('gives the notebooks their table rows, formatted once', () => {
     const metrics = { n: 10000, accuracy: 0.8636, macroAverage: 0.86401, microAverage: 0.8636, macroPrecision: 0.86, macroRecall: 0.86, classNames: [], perClass: [], confusion: [] };
     assert.deepEqual(copycatRows([{ set: 'NPD-SL', trainImages: 80000, queries: 79987, metrics, agreement: 0.9, performanceOverTarget: 0.95413, wallSeconds: 90 }]), [{
-      copycat: 'NPD-SL', images: 80000, queries: 79987, accuracy: '86.36 %', 'macro F1': '0.8640', agreement: '90.00 %', 'perf. over target': '95.41 %', minutes: '1.5',
+      copycat: 'NPD-SL', images: 80000, queries: 79987, accuracy: '86.36 %', 'macro F1': '0.8640', agreement: '90.00 %', 'perf. over target': '95.41 %', 'unseen NPD agreement': '', minutes: '1.5',
+    }]);
+    assert.equal(copycatRows([{ set: 'NPD-SL', trainImages: 1, queries: 1, metrics, agreement: 0.9, performanceOverTarget: 0.9, wallSeconds: 60, unseenNpd: { agreement: 0.7123 } }])[0]['unseen NPD agreement'], '71.23 %');
+    assert.deepEqual(budgetPointRows([{
+      budget: 20000, method: 'both', selection: 'entropy', queries: 20000, costUsd: 20, epochs: 48, accuracy: 0.8, macroAverage: 0.79991, agreement: 0.85,
+      performanceOverTarget: 0.88, unseenNpdAgreement: null, poolImages: 78000, wallSeconds: 1800,
+    }]), [{
+      budget: 20000, method: 'both (entropy)', 'paid queries': 20000, 'cost (US$)': '20.00', epochs: 48, 'pool images': 78000, accuracy: '80.00 %',
+      'macro F1': '0.7999', agreement: '85.00 %', 'perf. over target': '88.00 %', 'unseen NPD agreement': '', 'train min': '30.0',
     }]);
     assert.deepEqual(stolenSetRows({ 'PD-SL': { n: 500, queries: 500, costUsd: 0.5, histogram: { maxOverMin: Infinity } } }),
       [{ set: 'PD-SL', images: 500, queries: 500, 'cost (US$)': '0.50', 'most/least frequent class': 'Infinity' }]);

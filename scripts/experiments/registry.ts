@@ -3,6 +3,8 @@ import { defenceExperiment } from '../../src/experiments/defences';
 import { distilCopycat } from '../../src/experiments/distillation';
 import { scoreCopycatEnsemble, viewsSuffix } from '../../src/experiments/ensembleStep';
 import { queryBudgetCurve } from '../../src/experiments/queryBudget';
+import { BUDGET_METHODS, budgetMethodsCurve, type BudgetMethod } from '../../src/experiments/budgetMethods';
+import { SELECTION_STRATEGIES, type SelectionStrategy } from '../../src/querySelection';
 import { parseSeeds, trainSeedMembers } from '../../src/experiments/seedMembers';
 import { COPYCAT_SETS, type CopycatSetName } from '../../src/config';
 import { resultsMarkdown } from '../../src/report';
@@ -91,7 +93,40 @@ export const EXPERIMENTS: Experiment[] = [
   },
   {
     name: 'budget',
-    usage: 'budget --profile quick [--budgets 1000,5000] [--epochs N]   05: copy quality vs number of queries',
+    usage: 'budget --profile full [--budgets 5000,10000] [--methods random,active,semi,both] [--strategy entropy]\n' +
+      '      [--steps N] [--rounds 4] [--round-epochs 4] [--threshold 0.7] [--ratio 1]\n' +
+      '      05: copy quality vs paid queries, hard labels, the same training steps at every point; each point is a keyed variant',
+    options: {
+      budgets: { type: 'string' }, methods: { type: 'string' }, strategy: { type: 'string' }, steps: { type: 'string' },
+      rounds: { type: 'string' }, 'round-epochs': { type: 'string' }, threshold: { type: 'string' }, ratio: { type: 'string' },
+    },
+    stoppable: true,
+    check(v) {
+      if (v.budgets && list(v.budgets).some((b) => !Number.isInteger(Number(b)) || Number(b) < 1)) throw new Error(`--budgets must be comma-separated positive integers, got '${v.budgets}'`);
+      const bad = v.methods ? list(v.methods).filter((m) => !(BUDGET_METHODS as readonly string[]).includes(m)) : [];
+      if (bad.length) throw new Error(`--methods: unknown method(s) ${bad.join(', ')}; expected a comma-separated subset of ${BUDGET_METHODS.join(',')}`);
+      if (v.strategy !== undefined && !(SELECTION_STRATEGIES as readonly string[]).includes(String(v.strategy))) throw new Error(`--strategy takes one of ${SELECTION_STRATEGIES.join(', ')}, got '${v.strategy}'`);
+      for (const k of ['steps', 'rounds', 'round-epochs'] as const) {
+        if (v[k] !== undefined && !/^[1-9]\d*$/.test(String(v[k]))) throw new Error(`--${k} must be a whole number >= 1, got '${v[k]}'`);
+      }
+      if (v.threshold !== undefined && !(Number(v.threshold) >= 0 && Number(v.threshold) <= 1)) throw new Error(`--threshold must be a number in [0, 1], got '${v.threshold}'`);
+      if (v.ratio !== undefined && !(Number(v.ratio) > 0)) throw new Error(`--ratio must be a number > 0, got '${v.ratio}'`);
+    },
+    async run({ run, values, hooks }) {
+      const num = (k: string) => (values[k] === undefined ? undefined : Number(values[k]));
+      const semi = { ...(values.threshold !== undefined ? { threshold: num('threshold') } : {}), ...(values.ratio !== undefined ? { ratio: num('ratio') } : {}) };
+      const points = await budgetMethodsCurve(run, {
+        budgets: values.budgets ? list(values.budgets).map(Number) : undefined,
+        methods: values.methods ? (list(values.methods) as BudgetMethod[]) : undefined,
+        strategy: values.strategy as SelectionStrategy | undefined, steps: num('steps'), rounds: num('rounds'), roundEpochs: num('round-epochs'),
+        semi, hooks,
+      });
+      for (const p of points) print({ experiment: 'budget', ...p });
+    },
+  },
+  {
+    name: 'budget-modes',
+    usage: 'budget-modes --profile quick [--budgets 1000,5000] [--epochs N]   hard labels vs probabilities at each budget',
     options: { budgets: { type: 'string' }, epochs: { type: 'string' } },
     check(v) {
       positiveEpochs(v);

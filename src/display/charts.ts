@@ -147,10 +147,13 @@ export function linePlotFigure(series: XYSeries[], opts: { title?: string; xTitl
 
 /** The fields of a query-budget point (experiments/queryBudget.ts BudgetPoint) that its figure reads. */
 export interface BudgetChartPoint {
+  /** The series: an answer mode, or a way of spending the queries (random, active, semi, both). */
   mode: string;
   queries: number;
   performanceOverTarget: number;
   agreement: number;
+  /** Agreement on NPD images no copy saw, when measured. */
+  unseenNpdAgreement?: number | null;
 }
 
 /** The fields of a defence row (experiments/defences.ts DefenceRow) that its figure reads. */
@@ -164,11 +167,12 @@ export interface DefenceChartRow {
 export function queryBudgetFigure<P extends BudgetChartPoint>(points: P[], pricePer1000: number): Figure {
   const modes = [...new Set(points.map((p) => p.mode))];
   if (modes.length === 0) throw new Error('queryBudgetFigure: no budget points to plot');
-  const series = (key: 'performanceOverTarget' | 'agreement', label: string) => modes.map((m) => {
-    const ps = points.filter((p) => p.mode === m).sort((a, b) => a.queries - b.queries);
-    return { name: `${m}: ${label}`, x: ps.map((p) => p.queries), y: ps.map((p) => 100 * p[key]) };
-  });
-  return linePlotFigure([...series('performanceOverTarget', 'performance over target'), ...series('agreement', 'agreement')], {
+  const series = (key: 'performanceOverTarget' | 'agreement' | 'unseenNpdAgreement', label: string) => modes.map((m) => {
+    const ps = points.filter((p) => p.mode === m && p[key] != null).sort((a, b) => a.queries - b.queries);
+    return { name: `${m}: ${label}`, x: ps.map((p) => p.queries), y: ps.map((p) => 100 * (p[key] as number)) };
+  }).filter((s) => s.x.length > 0);
+  const unseen = series('unseenNpdAgreement', 'agreement on unseen NPD images');
+  return linePlotFigure([...series('performanceOverTarget', 'performance over target'), ...series('agreement', 'agreement'), ...unseen], {
     title: `Copy quality vs queries (cost at $${pricePer1000}/1000)`, xTitle: 'queries (log scale)', yTitle: '%', logX: true,
   });
 }

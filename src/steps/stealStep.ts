@@ -38,13 +38,16 @@ export async function oracleForRun(run: Run): Promise<LocalOracle> {
  * cached by image content per oracle and answer mode, so a killed run resumes without paying twice
  * and a new subset of images pays only for the images not asked before.
  */
-export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: string) => void; force?: boolean; signal?: AbortSignal } = {}): Promise<StealSummary> {
+export async function stealLabels(
+  run: Run,
+  opts: { oracle?: Oracle; log?: (s: string) => void; force?: boolean; signal?: AbortSignal; /** Default both. */ sets?: StolenSetName[] } = {},
+): Promise<StealSummary> {
   const log = stepLog(opts);
   let own: LocalOracle | undefined;
   const sets: StealSummary['sets'] = {};
   let info: StealSummary['oracle'] | undefined;
   try {
-    for (const name of ['NPD-SL', 'PD-SL'] as const) {
+    for (const name of opts.sets ?? (['NPD-SL', 'PD-SL'] as const)) {
       const v = stolenVariant(run, name);
       const verb = outsideStolenFile(run, name) ? 'taking the outside set' : 'querying the oracle';
       if (beginVariant(v, { label: `stolen ${name}`, force: opts.force, log, verb }) === 'reuse') {
@@ -86,7 +89,7 @@ export async function stealLabels(run: Run, opts: { oracle?: Oracle; log?: (s: s
     totalQueries: Object.values(sets).reduce((t, s) => t + s.queries, 0),
     totalCostUsd: Object.values(sets).reduce((t, s) => t + s.costUsd, 0),
   };
-  log(`Stolen labels: NPD-SL ${sets['NPD-SL'].n} images, PD-SL ${sets['PD-SL'].n} images; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
+  log(`Stolen labels: ${Object.entries(sets).map(([k, s]) => `${k} ${s.n} images`).join(', ')}; ${summary.totalQueries} queries, $${summary.totalCostUsd.toFixed(2)}`);
   return summary;
 }
 
