@@ -25,9 +25,14 @@ export interface SelectionConfig {
   roundEpochs: number;
   /** kcenter: candidates looked at per round (a seeded sample; the greedy cost grows with it). */
   kcenterCandidates: number;
+  /**
+   * The attacker's collection to choose from: a seeded subset of this many images of data.npdSource
+   * (prefix-stable, so the first round's random slice is in it); null = every image the source holds.
+   */
+  candidates: number | null;
 }
 
-export const DEFAULT_SELECTION: SelectionConfig = { strategy: 'random', rounds: 4, roundEpochs: 4, kcenterCandidates: 20000 };
+export const DEFAULT_SELECTION: SelectionConfig = { strategy: 'random', rounds: 4, roundEpochs: 4, kcenterCandidates: 20000, candidates: null };
 
 /** Fills in defaults and validates, naming the field. */
 export function resolveSelection(c: Partial<SelectionConfig> | null | undefined): SelectionConfig {
@@ -37,6 +42,7 @@ export function resolveSelection(c: Partial<SelectionConfig> | null | undefined)
   for (const k of ['rounds', 'roundEpochs', 'kcenterCandidates'] as const) {
     if (!Number.isInteger(s[k]) || s[k] < 1) throw new Error(`${f}.${k} must be an integer >= 1, got ${JSON.stringify(s[k])}`);
   }
+  if (s.candidates !== null && (!Number.isInteger(s.candidates) || s.candidates < 1)) throw new Error(`${f}.candidates must be an integer >= 1 or null (all the source holds), got ${JSON.stringify(s.candidates)}`);
   return s;
 }
 

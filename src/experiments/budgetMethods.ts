@@ -24,7 +24,6 @@ import type { StolenSetSummary } from '../stolenLabels';
 
 export const BUDGET_METHODS = ['random', 'active', 'semi', 'both'] as const;
 export type BudgetMethod = (typeof BUDGET_METHODS)[number];
-export const DEFAULT_CURVE_BUDGETS = [5000, 10000, 20000, 40000, 80000];
 
 export interface BudgetMethodPoint {
   budget: number;
@@ -52,6 +51,7 @@ export interface BudgetMethodPoint {
 }
 
 export interface BudgetCurveOptions {
+  /** Default: defaultBudgets of the attacker's NPD images. */
   budgets?: number[];
   methods?: BudgetMethod[];
   /** The active strategy of 'active' and 'both' (default 'entropy'). */
@@ -71,34 +71,47 @@ export function epochsForSteps(steps: number, images: number, batchSize: number)
   return Math.max(1, Math.round(steps / Math.ceil(images / batchSize)));
 }
 
-/** The settings of one point: the run's config with the budget, the selection and the recipe changed. */
-export function pointConfig(base: ExperimentConfig, budget: number, method: BudgetMethod, o: Required<Pick<BudgetCurveOptions, 'strategy' | 'rounds' | 'roundEpochs' | 'steps'>> & Pick<BudgetCurveOptions, 'semi'>, available: number): ExperimentConfig {
+/**
+ * The settings of one point: the run's config with the budget, the selection and the recipe changed, and
+ * nothing else, so the point at the profile's own budget and epochs is the run's own copycat (reused).
+ * `collection` is the NPD images the attacker holds (the profile's data.npdImages, or all the source has).
+ */
+export function pointConfig(
+  base: ExperimentConfig, budget: number, method: BudgetMethod,
+  o: Required<Pick<BudgetCurveOptions, 'strategy' | 'rounds' | 'roundEpochs' | 'steps'>> & Pick<BudgetCurveOptions, 'semi'>, collection: number,
+): ExperimentConfig {
   const recipe = resolveTrainConfig(base.copycat.train);
-  const images = Math.min(budget, available);
+  const images = Math.min(budget, collection);
   const epochs = epochsForSteps(o.steps, images, recipe.batchSize);
-  const active = method === 'active' || method === 'both';
+  const active = (method === 'active' || method === 'both') && budget < collection;
   const semi = method === 'semi' || method === 'both';
   return deepMerge(base, {
-    data: { npdImages: budget >= available ? null : budget },
+    data: { npdImages: budget >= collection ? base.data.npdImages : budget },
     // Buying everything leaves nothing to choose: 'active' at the full budget is the random set.
-    query: { selection: active && budget < available ? { strategy: o.strategy, rounds: o.rounds, roundEpochs: o.roundEpochs } : null },
+    query: active ? { selection: { strategy: o.strategy, rounds: o.rounds, roundEpochs: o.roundEpochs, candidates: base.data.npdImages } } : {},
     copycat: {
       train: {
-        epochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, epochs),
-        semiSupervised: semi ? { method: 'fixmatch', ...(o.semi ?? {}) } : null,
+        ...(epochs !== recipe.epochs ? { epochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, epochs) } : {}),
+        ...(semi ? { semiSupervised: { method: 'fixmatch', ...(o.semi ?? {}) } } : {}),
       },
     },
   });
 }
 
+/** The profile's curve: 1/16 … all of the attacker's NPD images, at two significant digits (5k … 80k on full). */
+export function defaultBudgets(collection: number): number[] {
+  const two = (x: number) => Number(x.toPrecision(2));
+  return [...new Set([16, 8, 4, 2, 1].map((d) => Math.min(collection, Math.max(1, two(collection / d)))))];
+}
+
 /**
  * Computes (or reads back) every point of the curve, smallest budget first, random before the others
- * at each budget. Budgets above the NPD images the source holds become "all of them".
+ * at each budget. Budgets above the NPD images the attacker holds become "all of them".
  */
 export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}): Promise<BudgetMethodPoint[]> {
   const log = opts.hooks?.log ?? ((s: string) => console.log(s));
-  const available = (await npdCandidatesForRun(run, log)).n;
-  const budgets = [...new Set((opts.budgets ?? DEFAULT_CURVE_BUDGETS).map((b) => Math.min(b, available)))].sort((a, b) => a - b);
+  const collection = run.config.data.npdImages ?? (await npdCandidatesForRun(run, log)).n;
+  const budgets = [...new Set((opts.budgets ?? defaultBudgets(collection)).map((b) => Math.min(b, collection)))].sort((a, b) => a - b);
   const methods = opts.methods ?? [...BUDGET_METHODS];
   const recipe = resolveTrainConfig(run.config.copycat.train);
   const o = {
@@ -111,15 +124,16 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
   const points: BudgetMethodPoint[] = [];
   for (const budget of budgets) {
     for (const method of methods) {
-      const config = pointConfig(run.config, budget, method, o, available);
+      const config = pointConfig(run.config, budget, method, o, collection);
       const point: Run = { ...run, config };
-      log(`budget curve: ${budget} queries, ${method}${method === 'active' || method === 'both' ? ` (${o.strategy})` : ''}: ${config.copycat.train.epochs} epochs, ~${o.steps} steps`);
+      const epochs = resolveTrainConfig(config.copycat.train).epochs;
+      log(`budget curve: ${budget} queries, ${method}${config.query.selection ? ` (${o.strategy})` : ''}: ${epochs} epochs, ~${o.steps} steps`);
       await stealLabels(point, { log, sets: ['NPD-SL'], signal: opts.hooks?.signal });
       const r: CopycatResult = await trainCopycat(point, 'NPD-SL', opts.hooks ?? {});
       const stolen = readJson<StolenSetSummary>(stolenVariant(point, 'NPD-SL').result, 'stolen NPD-SL summary');
       points.push({
         budget, method, selection: config.query.selection ? (config.query.selection.strategy ?? 'random') : 'random',
-        queries: stolen.queries, costUsd: stolen.costUsd, epochs: config.copycat.train.epochs!, steps: config.copycat.train.epochs! * Math.ceil(r.trainImages / recipe.batchSize),
+        queries: stolen.queries, costUsd: stolen.costUsd, epochs, steps: epochs * Math.ceil(r.trainImages / recipe.batchSize),
         accuracy: r.metrics.accuracy, macroAverage: r.metrics.macroAverage, agreement: r.agreement, performanceOverTarget: r.performanceOverTarget,
         unseenNpdAgreement: r.unseenNpd?.agreement ?? null, poolImages: r.pool?.usedForTraining ? r.pool.trainImages : 0,
         wallSeconds: r.wallSeconds, seed: config.seed, copycatKey: r.key ?? '', stolenKey: stolen.key, backend: r.backend ?? backendReport().label,

@@ -41,10 +41,14 @@ export interface RoundsSummary {
   rounds: { round: number; strategy: string; images: number; paid: number }[];
 }
 
-/** The NPD images of the run's source: every one is a candidate for a query. */
+/**
+ * The NPD images the attacker may choose queries from: query.selection.candidates of data.npdSource (a
+ * prefix-stable seeded subset), or all of them.
+ */
 export async function npdCandidatesForRun(run: Run, log?: (s: string) => void): Promise<ImageSet> {
   const d = run.config.data;
-  return loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], { size: d.imageSize, seed: run.config.seed, log });
+  const n = run.config.query.selection?.candidates ?? undefined;
+  return loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], { size: d.imageSize, maxImages: n, seed: run.config.seed, log });
 }
 
 /** The layer the copy's logits are computed from, for k-center distances. */
