@@ -7,6 +7,7 @@
  */
 import * as crypto from 'crypto';
 import { parseArgs } from 'util';
+import type { MonitorOptions } from '../src/defender/monitor';
 import { formatBackendReport, initBackend } from '../src/platform/backend';
 import { gaussianNoiseTransform, reverseSigmoidTransform, roundingTransform, type AnswerTransform } from '../src/oracle/answers';
 import { loadModel } from '../src/io';
@@ -34,6 +35,9 @@ const USAGE = `Usage: npm run oracle:serve -- --model <dir> [options]
   --round <decimals>     defence: round the probabilities before shaping
   --seed <s>             seed for --noise; default 0
   --backend <name>       auto | tensorflow-gpu | tensorflow | wasm | cpu (like COPYCAT_BACKEND)
+  --monitor <log|refuse> watch each key's queries for an extraction (PRADA): log the alarm, or also refuse the key (403)
+  --prada-delta <w>      PRADA's Shapiro-Wilk threshold; default 0.9
+  --admin-key <secret>   may read GET /v1/stats (every key's counts and monitor state); repeatable
   --quiet                no per-request log lines`;
 
 function num(v: string | undefined, flag: string): number | undefined {
@@ -41,6 +45,11 @@ function num(v: string | undefined, flag: string): number | undefined {
   const x = Number(v);
   if (!Number.isFinite(x)) throw new Error(`${flag}: expected a number, got '${v}'`);
   return x;
+}
+
+function monitorOf(action: string, delta: string | undefined): MonitorOptions {
+  if (action !== 'log' && action !== 'refuse') throw new Error(`--monitor: expected log or refuse, got '${action}'`);
+  return { action, prada: delta !== undefined ? { delta: num(delta, '--prada-delta') } : {} };
 }
 
 async function main(): Promise<void> {
@@ -64,6 +73,9 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: '0' },
       backend: { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      monitor: { type: 'string' },
+      'prada-delta': { type: 'string' },
+      'admin-key': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -118,6 +130,8 @@ async function main(): Promise<void> {
     maxBodyBytes: num(values['max-body'], '--max-body'),
     log: values.quiet ? false : undefined,
     name: values.name ?? `oracle-${shortIdentity(served.info.identity!)}`,
+    ...(values.monitor !== undefined ? { monitor: monitorOf(values.monitor, values['prada-delta']) } : {}),
+    adminKeys: values['admin-key'],
   });
   const limits = [rate ? `${rate} images/min` : 'no rate limit', keys[0].quota !== undefined ? `quota ${keys[0].quota}` : 'no quota'].join(', ');
   console.log(`oracle ${values.model} = ${served.info.identity} (${served.info.numClasses} classes, ${served.info.input.height}x${served.info.input.width}, mode ${values.mode}${transforms.length ? `, defences ${transforms.map((t) => t.name).join(' ')}` : ''})`);

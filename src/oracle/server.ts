@@ -10,6 +10,7 @@ import { IdempotencyConflict, IdempotencyStore } from './idempotency';
 import { shortIdentity } from './identity';
 import { LocalOracle } from './local';
 import { TokenBucket } from './rateLimit';
+import { KeyMonitor, type MonitorOptions, type MonitorStats } from '../defender/monitor';
 import type { AnswerMode, AnswerSpec, Oracle, OracleAnswer } from './types';
 
 /**
@@ -66,6 +67,13 @@ export interface OracleServerOptions {
   idempotencyCacheSize?: number;
   /** A request must arrive whole within this many ms, else 408; default 60000 (a slow upload must not hold a connection forever). */
   requestTimeoutMs?: number;
+  /**
+   * Watch each key's query stream for an extraction (PRADA, src/defender/monitor.ts); off by default. An
+   * alarm is logged, shown in /v1/stats under the key, and with action 'refuse' ends the key's answers (403).
+   */
+  monitor?: MonitorOptions;
+  /** Keys that may read GET /v1/stats (every key's counts and monitor state); none by default. */
+  adminKeys?: string[];
 }
 
 export interface KeyStats {
@@ -73,6 +81,8 @@ export interface KeyStats {
   images: number;
   rejected: number;
   quota?: number;
+  /** The extraction monitor's state for this key (servers started with `monitor`). */
+  monitor?: MonitorStats;
 }
 
 export interface ServerStats {
@@ -121,6 +131,7 @@ interface KeyState {
   used: number;
   reserved: number;
   stats: KeyStats;
+  monitor?: KeyMonitor;
 }
 
 /** What a charged request stored for replays: the response body as sent. */
@@ -141,6 +152,7 @@ interface Service {
   idempotency: IdempotencyStore<Answered>;
   /** Sockets answered by onClientError: the route still running on them must not answer or count again. */
   answeredRaw: WeakSet<Duplex>;
+  adminDigests: Buffer[];
 }
 
 /** One request and its response, with what the log line reports. */
@@ -327,6 +339,9 @@ async function chargeAndAnswer(
     if (e instanceof InvalidImage) throw new HttpError(400, 'invalid_image', `${single ? 'image' : `images[${i}]`}: ${e.message}`, single ? {} : { index: i });
     throw e;
   }
+  if (key.monitor?.flagged && key.monitor.options.action === 'refuse') {
+    throw new HttpError(403, 'extraction_suspected', `key '${key.policy.id}' is refused: its query stream looks like a model extraction (PRADA)`, { flaggedAt: key.monitor.stats().flaggedAt });
+  }
   const quota = key.policy.quota;
   if (quota !== undefined && key.used + key.reserved + n > quota) {
     const remaining = Math.max(0, quota - key.used - key.reserved);
@@ -357,6 +372,11 @@ async function chargeAndAnswer(
   key.used += n;
   key.stats.images += n;
   svc.stats.images += n;
+  if (key.monitor) {
+    const alarm = key.monitor.observe(pixels, n, height, width, answers.map((a) => a.label));
+    key.stats.monitor = key.monitor.stats();
+    if (alarm) svc.log?.(`monitor: key ${key.policy.id} looks like a model extraction (PRADA W ${key.stats.monitor.w?.toFixed(3)} after ${key.stats.monitor.queries} queries)${key.monitor.options.action === 'refuse' ? '; refusing its requests from now on' : ''}`);
+  }
   const usage = { images: n, used: key.used, ...(quota !== undefined ? { quota, remaining: quota - key.used } : {}) };
   return shape(answers, usage);
 }
@@ -432,8 +452,19 @@ async function keyed(svc: Service, ex: Exchange, compute: (key: KeyState, body: 
   send(svc, ex, 200, undefined, {}, r.body);
 }
 
+/** GET /v1/stats: the owner's view (admin keys only): every key's counts and extraction-monitor state. */
+function statsRoute(svc: Service, ex: Exchange): void {
+  ex.req.resume();
+  const given = (ex.req.headers['x-api-key'] as string | undefined) ?? /^Bearer\s+(.+)$/i.exec(ex.req.headers.authorization ?? '')?.[1];
+  if (!given) throw new HttpError(401, 'missing_api_key', 'send an admin key in the X-API-Key header', {}, { 'WWW-Authenticate': 'Bearer' });
+  const d = sha256(given);
+  if (!svc.adminDigests.some((a) => crypto.timingSafeEqual(a, d))) throw new HttpError(403, 'forbidden', '/v1/stats needs an admin key (startOracleServer adminKeys, --admin-key)');
+  send(svc, ex, 200, svc.stats);
+}
+
 const ROUTES: Record<string, { method: 'GET' | 'POST'; handle: (svc: Service, ex: Exchange) => void | Promise<void> }> = {
   '/v1/health': { method: 'GET', handle: healthRoute },
+  '/v1/stats': { method: 'GET', handle: statsRoute },
   '/v1/classify': { method: 'POST', handle: classifyRoute },
   '/v1/classify/batch': { method: 'POST', handle: batchRoute },
 };
@@ -447,7 +478,7 @@ function dispatch(svc: Service, req: http.IncomingMessage, res: http.ServerRespo
     const route = ROUTES[ex.path];
     if (!route) {
       req.resume();
-      throw new HttpError(404, 'not_found', `no route ${ex.path}; see /v1/health, /v1/classify, /v1/classify/batch`);
+      throw new HttpError(404, 'not_found', `no route ${ex.path}; see /v1/health, /v1/classify, /v1/classify/batch, /v1/stats`);
     }
     if (req.method !== route.method) {
       req.resume();
@@ -539,8 +570,12 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
     log: opts.log === false ? undefined : opts.log ?? ((l: string) => console.log(l)),
     idempotency: new IdempotencyStore<Answered>(opts.idempotencyCacheSize ?? 1024),
     answeredRaw: new WeakSet(),
+    adminDigests: (opts.adminKeys ?? []).map(sha256),
   };
-  for (const k of svc.keys) svc.stats.byKey[k.policy.id] = k.stats;
+  for (const k of svc.keys) {
+    svc.stats.byKey[k.policy.id] = k.stats;
+    if (opts.monitor) k.monitor = new KeyMonitor(opts.monitor);
+  }
   const requestTimeout = opts.requestTimeoutMs ?? 60_000;
   const server = http.createServer(
     {

@@ -1,0 +1,96 @@
+import { strict as assert } from 'assert';
+import seedrandom from 'seedrandom';
+import { normalQuantile, shapiroWilkW } from '../src/defender/shapiroWilk';
+import { PradaDetector, pradaFeatures } from '../src/defender/prada';
+import * as tf from '@tensorflow/tfjs';
+import { encodePng } from '../src/oracle/decode';
+import { LocalOracle } from '../src/oracle/local';
+import { startOracleServer } from '../src/oracle/server';
+import { tinyModel } from './oracleFixtures';
+
+const px = 8 * 8 * 3;
+/** Independent natural-like images: each pixel drawn afresh. */
+const honest = (rng: () => number) => Uint8Array.from({ length: px }, () => Math.floor(rng() * 256));
+
+describe('detecting an extraction: PRADA (src/defender)', () => {
+  it('Shapiro-Wilk W matches scipy.stats.shapiro', () => {
+    const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 2e-4, `${what}: ${a} vs scipy ${b}`);
+    close(shapiroWilkW(Array.from({ length: 10 }, (_, i) => i + 1)), 0.9701646110856056, '1..10');
+    close(shapiroWilkW([1, 2, 4, 7, 20]), 0.8015315349135875, 'n = 5');
+    close(shapiroWilkW([1, 2, 3, 5]), 0.9713736654999263, 'n = 4');
+    close(shapiroWilkW([3, 1, 2]), 1, 'n = 3');
+    close(shapiroWilkW(Array.from({ length: 30 }, (_, i) => (i + 1) ** 2)), 0.9014205350356363, 'squares');
+    close(shapiroWilkW(Array.from({ length: 100 }, (_, i) => normalQuantile((i + 0.5) / 100))), 0.9995629225162563, 'normal quantiles');
+    close(shapiroWilkW(Array.from({ length: 3000 }, (_, i) => Math.sin((i + 1) * 1.7) + 0.3 * Math.cos((i + 1) * 0.37))), 0.9491355670774695, 'n = 3000');
+    assert.throws(() => shapiroWilkW([1, 1, 1]), /all values are equal/);
+  });
+
+  it('stays quiet on independent queries and fires on a stream of small perturbations of a few seeds', () => {
+    const rng = seedrandom('prada');
+    const quiet = new PradaDetector({ minQueries: 50 });
+    for (let i = 0; i < 1500; i++) quiet.observe(pradaFeatures(honest(rng), 8, 8, 0), i % 10);
+    assert.equal(quiet.state.flaggedAt, null, `honest stream flagged (W ${quiet.state.w})`);
+    assert.ok(quiet.state.w! > 0.9);
+    // The synthetic queries PRADA was made for (Papernot et al.'s Jacobian augmentation): each new query is
+    // an earlier one moved by a fixed step in every pixel, so nearest distances pile up at one value.
+    const chains = Array.from({ length: 5 }, () => honest(rng));
+    const attack = new PradaDetector({ minQueries: 50 });
+    for (let i = 0; i < 1500 && attack.state.flaggedAt === null; i++) {
+      const c = i % 5;
+      chains[c] = Uint8Array.from(chains[c], (v) => Math.max(0, Math.min(255, v + (rng() < 0.5 ? -8 : 8))));
+      attack.observe(pradaFeatures(chains[c], 8, 8, 0), c);
+    }
+    assert.ok(attack.state.flaggedAt !== null && attack.state.flaggedAt < 200, `attack not flagged early (W ${attack.state.w}, at ${attack.state.flaggedAt})`);
+  });
+
+  it('averages an image down for a cheaper monitor', () => {
+    const img = Uint8Array.from({ length: px }, (_, i) => (i % 3 === 0 ? 255 : 0));
+    const f = pradaFeatures(img, 8, 8, 2);
+    assert.equal(f.length, 12);
+    assert.deepEqual(Array.from(f).slice(0, 3), [1, 0, 0]);
+    assert.throws(() => new PradaDetector({ delta: 1.5 }), /monitor.prada.delta must be in \(0, 1\)/);
+  });
+});
+
+describe('the extraction monitor in the HTTP server (startOracleServer monitor)', function () {
+  this.timeout(120000);
+
+  it('flags the synthetic attacker\'s key, refuses it with a JSON reason, leaves the honest key alone, and shows both in /v1/stats', async () => {
+    await tf.setBackend('cpu');
+    const srv = await startOracleServer({
+      oracle: new LocalOracle(tinyModel()), keys: [{ key: 'sk-honest', id: 'honest' }, { key: 'sk-attacker', id: 'attacker' }],
+      monitor: { prada: { minQueries: 30 }, action: 'refuse' }, adminKeys: ['sk-owner'], log: false,
+    });
+    try {
+      const rng = seedrandom('server-monitor');
+      const send = async (key: string, images: Uint8Array[]) => {
+        const set = { images: new Uint8Array(images.length * px), n: images.length, height: 8, width: 8 };
+        images.forEach((im, i) => set.images.set(im, i * px));
+        const body = { images: await Promise.all(images.map(async (_, i) => (await encodePng(set.images, i, 8, 8)).toString('base64'))) };
+        const res = await fetch(`${srv.url}/v1/classify/batch`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-Key': key }, body: JSON.stringify(body) });
+        return { status: res.status, json: (await res.json()) as any };
+      };
+      for (let r = 0; r < 8; r++) assert.equal((await send('sk-honest', Array.from({ length: 25 }, () => honest(rng)))).status, 200);
+      const chain = [honest(rng), honest(rng)];
+      let refused: { status: number; json: any } | undefined;
+      for (let r = 0; r < 20 && !refused; r++) {
+        const batch = Array.from({ length: 20 }, (_, i) => (chain[i % 2] = Uint8Array.from(chain[i % 2], (v) => Math.max(0, Math.min(255, v + (rng() < 0.5 ? -8 : 8))))));
+        const res = await send('sk-attacker', batch);
+        if (res.status !== 200) refused = res;
+      }
+      assert.ok(refused, 'the attacker was never refused');
+      assert.equal(refused.status, 403);
+      assert.equal(refused.json.error.code, 'extraction_suspected');
+      assert.equal((await send('sk-honest', [honest(rng)])).status, 200, 'the honest key must keep its answers');
+      const denied = await fetch(`${srv.url}/v1/stats`, { headers: { 'X-API-Key': 'sk-honest' } });
+      assert.equal(denied.status, 403);
+      const stats = (await (await fetch(`${srv.url}/v1/stats`, { headers: { 'X-API-Key': 'sk-owner' } })).json()) as any;
+      assert.equal(stats.byKey.honest.monitor.flaggedAt, null);
+      assert.equal(stats.byKey.honest.monitor.queries, 201);
+      assert.ok(stats.byKey.attacker.monitor.flaggedAt > 30, JSON.stringify(stats.byKey.attacker.monitor));
+      assert.ok(stats.byKey.attacker.monitor.seconds >= 0);
+    } finally {
+      await srv.close();
+    }
+  });
+});
