@@ -31,8 +31,22 @@ describe('experiment command', function () {
     assert.equal(foreign.code, 1);
     assert.match(foreign.out, /Unknown option '--seeds'/);
     const unknown = experiment(['nope']);
-    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|budget-modes\|defences\|ensemble\|members\|distil/);
+    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|budget-modes\|defences\|detect\|ensemble\|members\|distil/);
     assert.match(experiment(['--help']).out, /members --run-dir D --seeds 1-3/);
+  });
+
+  it('detect: every attack and honest stream gets a row per detector, and the monitor\'s cost is measured through the server', async () => {
+    const dir = tmpDir('exp-detect');
+    const env = { COPYCAT_OVERRIDES: JSON.stringify(tinyOverrides(await npdFolder(96, 'detect-npd'))) };
+    const r = experiment(['detect', '--profile', 'smoke', '--run-dir', dir, '--queries', '120', '--keys', '3', '--cost-requests', '4'], env);
+    assert.equal(r.code, 0, r.out);
+    const rows = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"detect"')).map((l) => JSON.parse(l));
+    assert.equal(rows.length, 2 * 5, 'two detectors x (three attacks + honest from one key and from three)');
+    assert.deepEqual(rows.slice(0, 5).map((x) => [x.kind, x.queries]), [['attack', 96], ['attack', 120], ['attack', 120], ['honest', 120], ['honest', 120]]);
+    const cost = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"detect-cost"')).map((l) => JSON.parse(l));
+    assert.equal(cost.length, 2);
+    assert.ok(cost.every((c) => c.offMs > 0 && c.onMs > 0), JSON.stringify(cost));
+    assert.ok(fs.existsSync(path.join(dir, 'experiments', 'detection', 'results.json')));
   });
 
   it('budget: the curve\'s points are keyed variants at equal steps; a rerun reuses them', async () => {

@@ -1,5 +1,7 @@
 import type { ParseArgsConfig } from 'util';
 import { defenceExperiment } from '../../src/experiments/defences';
+import { detectionExperiment } from '../../src/experiments/detection';
+import { writeJson } from '../../src/run';
 import { distilCopycat } from '../../src/experiments/distillation';
 import { scoreCopycatEnsemble, viewsSuffix } from '../../src/experiments/ensembleStep';
 import { queryBudgetCurve } from '../../src/experiments/queryBudget';
@@ -144,6 +146,24 @@ export const EXPERIMENTS: Experiment[] = [
     check: (v) => void positiveEpochs(v),
     async run({ run, values }) {
       for (const r of await defenceExperiment(run, { epochs: positiveEpochs(values) })) print(r);
+    },
+  },
+  {
+    name: 'detect',
+    usage: 'detect --profile full [--queries 10000] [--keys 20] [--cost-requests 40]\n' +
+      '      07: queries until PRADA flags the NPD, PD and mixed attacks; false alarms on honest CIFAR-10 traffic; monitor cost',
+    options: { queries: { type: 'string' }, keys: { type: 'string' }, 'cost-requests': { type: 'string' } },
+    check(v) {
+      for (const k of ['queries', 'keys', 'cost-requests'] as const) {
+        if (v[k] !== undefined && !/^[1-9]\d*$/.test(String(v[k]))) throw new Error(`detect: --${k} must be a whole number >= 1, got '${v[k]}'`);
+      }
+    },
+    async run({ run, values }) {
+      const num = (k: string) => (values[k] === undefined ? undefined : Number(values[k]));
+      const r = await detectionExperiment(run, { queries: num('queries'), honestKeys: num('keys'), costRequests: num('cost-requests') });
+      writeJson(run.path('experiments', 'detection', 'results.json'), { ...r, createdAt: new Date().toISOString() });
+      for (const row of r.rows) print({ experiment: 'detect', ...row });
+      for (const c of r.cost) print({ experiment: 'detect-cost', ...c });
     },
   },
   {
