@@ -6,7 +6,11 @@ import * as tf from '@tensorflow/tfjs';
 import { encodePng } from '../src/oracle/decode';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer } from '../src/oracle/server';
-import { tinyModel } from './oracleFixtures';
+import { randomImages, tinyModel } from './oracleFixtures';
+import { makeFingerprint, naturalFingerprint, rocAuc, scoreSuspect } from '../src/defender/ownership';
+import { train } from '../src/train';
+import { argmaxRows, predictProbabilities } from '../src/preprocess';
+import { tiny, tinySet } from './trainFixtures';
 
 const px = 8 * 8 * 3;
 /** Independent natural-like images: each pixel drawn afresh. */
@@ -92,5 +96,48 @@ describe('the extraction monitor in the HTTP server (startOracleServer monitor)'
     } finally {
       await srv.close();
     }
+  });
+});
+
+describe('ownership verification with labels only (src/defender/ownership.ts)', function () {
+  this.timeout(300000);
+
+  it('rocAuc counts pairs, ties half', () => {
+    assert.equal(rocAuc([0.9, 0.8], [0.1, 0.2]), 1);
+    assert.equal(rocAuc([0.5], [0.5]), 0.5);
+    assert.equal(rocAuc([0.1, 0.9], [0.5]), 0.5);
+    assert.throws(() => rocAuc([], [1]), /at least one positive and one negative/);
+  });
+
+  it('separates copycats from independently trained models in a seeded toy setting, with one query per fingerprint image', async () => {
+    await tf.setBackend('cpu');
+    const cfg = { epochs: 6, batchSize: 16, learningRate: 0.05, schedule: { kind: 'constant' as const }, seed: 1, augmentation: { crop: false, flip: false } };
+    const oracle = tiny(1);
+    await train(oracle, tinySet(96, 8, 8, 3, 'own-oracle'), cfg, { log: false });
+    // The Copycat attack in miniature: answers of the oracle to out-of-domain (noise) images.
+    const npd = randomImages(256, 8, 'own-npd');
+    const stolen = { ...npd, labels: argmaxRows(await predictProbabilities(oracle, npd), 3) };
+    const tensors = tf.memory().numTensors;
+    const fp = await makeFingerprint(oracle, tinySet(400, 8, 8, 3, 'own-base'), { n: 30, epsilon: 48, steps: 10 });
+    assert.equal(tf.memory().numTensors, tensors, 'makeFingerprint leaked tensors');
+    assert.equal(fp.images.n, 30);
+    assert.ok(fp.oracleLabels.every((l, i) => l !== fp.cleanLabels[i]), 'every fingerprint image changes the oracle\'s answer');
+    const copies: number[] = [];
+    const independent: number[] = [];
+    for (const s of [11, 12]) {
+      const copy = tiny(s);
+      await train(copy, stolen, { ...cfg, seed: s }, { log: false });
+      const indep = tiny(s + 50);
+      await train(indep, tinySet(96, 8, 8, 3, `own-indep-${s}`), { ...cfg, seed: s }, { log: false });
+      const c = await scoreSuspect(copy, fp);
+      assert.equal(c.queries, 30);
+      copies.push(c.score);
+      // Through the Oracle interface too, as a black box over HTTP would be asked.
+      independent.push((await scoreSuspect(new LocalOracle(indep), fp)).score);
+      copy.dispose();
+    }
+    assert.equal(rocAuc(copies, independent), 1, `copies ${copies} vs independent models ${independent}`);
+    const nat = await naturalFingerprint(oracle, randomImages(50, 8, 'own-fp'));
+    assert.deepEqual(Array.from(nat.oracleLabels), Array.from(nat.cleanLabels));
   });
 });
