@@ -31,7 +31,7 @@ describe('experiment command', function () {
     assert.equal(foreign.code, 1);
     assert.match(foreign.out, /Unknown option '--seeds'/);
     const unknown = experiment(['nope']);
-    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|budget-modes\|defences\|detect\|ensemble\|members\|distil/);
+    assert.match(unknown.out, /expected one of oracle\|pipeline\|budget\|budget-modes\|defences\|detect\|verify\|ensemble\|members\|distil/);
     assert.match(experiment(['--help']).out, /members --run-dir D --seeds 1-3/);
   });
 
@@ -47,6 +47,21 @@ describe('experiment command', function () {
     assert.equal(cost.length, 2);
     assert.ok(cost.every((c) => c.offMs > 0 && c.onMs > 0), JSON.stringify(cost));
     assert.ok(fs.existsSync(path.join(dir, 'experiments', 'detection', 'results.json')));
+  });
+
+  it('verify: scores the run\'s copycats and independent models on a fingerprint, with an AUC per query count', async () => {
+    const dir = tmpDir('exp-verify');
+    const env = { COPYCAT_OVERRIDES: JSON.stringify(tinyOverrides(await npdFolder(96, 'verify-npd'))) };
+    assert.equal(experiment(['pipeline', '--profile', 'smoke', '--run-dir', dir, '--sets', 'NPD-SL'], env).code, 0);
+    const r = experiment(['verify', '--profile', 'smoke', '--run-dir', dir, '--negatives', 'resnet-small:2', '--negative-epochs', '1', '--queries', '10,20'], env);
+    assert.equal(r.code, 0, r.out);
+    const models = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"verify"')).map((l) => JSON.parse(l));
+    assert.deepEqual(models.map((m) => m.kind), ['copy', 'independent']);
+    assert.deepEqual(Object.keys(models[0].scores.adversarial), ['10', '20']);
+    const auc = JSON.parse(r.out.split('\n').find((l) => l.startsWith('{"experiment":"verify-auc"'))!);
+    assert.ok([0, 0.5, 1].includes(auc.auc.adversarial['20']), JSON.stringify(auc));
+    const again = experiment(['verify', '--profile', 'smoke', '--run-dir', dir, '--negatives', 'resnet-small:2', '--negative-epochs', '1', '--queries', '10,20'], env);
+    assert.doesNotMatch(again.out, /training an independent/, 'the independent model is kept and reused');
   });
 
   it('budget: the curve\'s points are keyed variants at equal steps; a rerun reuses them', async () => {

@@ -1,6 +1,8 @@
 import type { ParseArgsConfig } from 'util';
 import { defenceExperiment } from '../../src/experiments/defences';
 import { detectionExperiment } from '../../src/experiments/detection';
+import { ownershipVerification } from '../../src/experiments/ownershipVerification';
+import { ARCHITECTURES, type ArchitectureName } from '../../src/models';
 import { writeJson } from '../../src/run';
 import { distilCopycat } from '../../src/experiments/distillation';
 import { scoreCopycatEnsemble, viewsSuffix } from '../../src/experiments/ensembleStep';
@@ -164,6 +166,31 @@ export const EXPERIMENTS: Experiment[] = [
       writeJson(run.path('experiments', 'detection', 'results.json'), { ...r, createdAt: new Date().toISOString() });
       for (const row of r.rows) print({ experiment: 'detect', ...row });
       for (const c of r.cost) print({ experiment: 'detect-cost', ...c });
+    },
+  },
+  {
+    name: 'verify',
+    usage: 'verify --profile full [--negatives resnet-9:2,vgg-small-bn:4] [--negative-epochs 8] [--positives M1,M2] [--queries 100,1000]\n' +
+      '      07: label-only fingerprints tell the run\'s copycats from independently trained CIFAR-10 models? scores and ROC AUC',
+    options: { negatives: { type: 'string' }, 'negative-epochs': { type: 'string' }, positives: { type: 'string' }, queries: { type: 'string' } },
+    check(v) {
+      for (const x of v.negatives ? list(v.negatives) : []) {
+        const [a, s] = x.split(':');
+        if (!(a in ARCHITECTURES) || !/^\d+$/.test(s ?? '')) throw new Error(`verify: --negatives takes architecture:seed pairs (architectures: ${Object.keys(ARCHITECTURES).join(', ')}), got '${x}'`);
+      }
+      if (v['negative-epochs'] !== undefined && !/^[1-9]\d*$/.test(String(v['negative-epochs']))) throw new Error(`verify: --negative-epochs must be a whole number >= 1, got '${v['negative-epochs']}'`);
+      if (v.queries && list(v.queries).some((q) => !/^[1-9]\d*$/.test(q))) throw new Error(`verify: --queries must be comma-separated whole numbers, got '${v.queries}'`);
+    },
+    async run({ run, values }) {
+      const r = await ownershipVerification(run, {
+        negatives: values.negatives ? list(values.negatives).map((x) => ({ architecture: x.split(':')[0] as ArchitectureName, seed: Number(x.split(':')[1]) })) : undefined,
+        negativeEpochs: values['negative-epochs'] === undefined ? undefined : Number(values['negative-epochs']),
+        positives: values.positives ? list(values.positives) : undefined,
+        queryCounts: values.queries ? list(values.queries).map(Number) : undefined,
+      });
+      writeJson(run.path('experiments', 'verify', 'results.json'), { ...r, createdAt: new Date().toISOString() });
+      for (const m of r.models) print({ experiment: 'verify', name: m.name, kind: m.kind, accuracy: m.accuracy, scores: m.scores });
+      print({ experiment: 'verify-auc', fingerprints: r.fingerprints, auc: r.auc, backend: r.backend });
     },
   },
   {
