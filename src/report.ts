@@ -161,3 +161,25 @@ export function budgetPointRows(points: {
     'train min': (p.wallSeconds / 60).toFixed(1),
   }));
 }
+
+/** 07's detection table: one row per stream and detector. */
+export function detectionRows(rows: { stream: string; kind: string; detector: string; keys: number; queries: number; flaggedAt: number | null; keysFlagged: number; finalW: number | null; msPerQuery: number }[]): TableRow[] {
+  return rows.map((r) => ({
+    stream: r.stream, detector: r.detector, queries: r.queries,
+    alarm: r.flaggedAt === null ? 'none' : r.keys > 1 ? `${r.keysFlagged} of ${r.keys} keys (first at query ${r.flaggedAt})` : `at query ${r.flaggedAt}`,
+    verdict: r.kind === 'attack' ? (r.flaggedAt === null ? 'missed' : 'caught') : r.flaggedAt === null ? 'quiet' : 'FALSE ALARM',
+    'final W': r.finalW === null ? '' : r.finalW.toFixed(3), 'ms per query': r.msPerQuery.toFixed(3),
+  }));
+}
+
+/** 07's verification table: each suspect's test accuracy and fingerprint scores at the most queries asked. */
+export function verificationRows(models: { name: string; kind: string; accuracy: number; scores: Record<string, Record<string, number>> }[]): TableRow[] {
+  return models.map((m) => {
+    const row: TableRow = { model: m.name, kind: m.kind, 'test accuracy': formatPercent(m.accuracy) };
+    for (const [f, byCount] of Object.entries(m.scores)) {
+      const top = Object.keys(byCount).map(Number).sort((a, b) => b - a)[0];
+      if (top !== undefined) row[`${f} (${top} queries)`] = formatPercent(byCount[String(top)]);
+    }
+    return row;
+  });
+}

@@ -188,3 +188,23 @@ export function defencesFigure<R extends DefenceChartRow>(rows: R[]): Figure {
     layout: { title: { text: 'Defences: cost to honest users vs protection' }, barmode: 'group', xaxis: { automargin: true }, yaxis: { title: { text: '%' } } },
   };
 }
+
+/** The fields of a suspect model (experiments/ownershipVerification.ts VerificationModel) that its figure reads. */
+export interface VerificationChartModel {
+  name: string;
+  kind: string;
+  scores: Record<string, Record<string, number>>;
+}
+
+/** 07: each fingerprint's score against the label-only queries asked, one line per suspect (copies solid, independent dashed). */
+export function verificationFigure<M extends VerificationChartModel>(models: M[], fingerprint: string): Figure {
+  const lines = models.filter((m) => m.scores[fingerprint]).map((m) => {
+    const counts = Object.keys(m.scores[fingerprint]).map(Number).sort((a, b) => a - b);
+    return { name: `${m.kind}: ${m.name}`, x: counts, y: counts.map((c) => 100 * m.scores[fingerprint][String(c)]), line: { dash: m.kind === 'copy' ? 'solid' : 'dash' } };
+  });
+  if (lines.length === 0) throw new Error(`verificationFigure: no model has scores for the fingerprint '${fingerprint}'`);
+  return {
+    data: lines.map((l) => ({ type: 'scatter', mode: 'lines+markers', ...l })),
+    layout: { title: { text: `Ownership: agreement with the oracle on its ${fingerprint} fingerprint` }, xaxis: { title: { text: 'label-only queries to the suspect' }, type: 'log' }, yaxis: { title: { text: '%' } } },
+  };
+}

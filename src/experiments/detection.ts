@@ -50,7 +50,7 @@ export interface MonitorCostRow {
 }
 
 export interface DetectionOptions {
-  /** Queries per stream (default 10,000; fewer when the run has fewer images). */
+  /** Queries per stream (default 10,000, or the run's NPD images when it has fewer). */
   queries?: number;
   /** Keys the many-keys honest stream is spread over (default 20). */
   honestKeys?: number;
@@ -87,8 +87,8 @@ function watch(images: ImageSet, labels: Uint8Array, prada: Partial<PradaConfig>
 
 export async function detectionExperiment(run: Run, opts: DetectionOptions = {}): Promise<{ rows: DetectionRow[]; cost: MonitorCostRow[] }> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const want = opts.queries ?? 10000;
   const npd = await npdForRun(run, log);
+  const want = opts.queries ?? Math.min(10000, npd.n);
   const { train: cifarTrain } = await loadCifar10();
   const { test } = await cifarForRun(run);
   const take = (set: ImageSet, n: number, seed: string): ImageSet => pickImages(set, shuffledOrder(set.n, seed).slice(0, Math.min(n, set.n)));

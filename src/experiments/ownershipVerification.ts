@@ -39,7 +39,7 @@ export interface VerificationResult {
 export interface VerificationOptions {
   /** Independent models: architecture and seed each (default four). */
   negatives?: { architecture: ArchitectureName; seed: number }[];
-  /** Epochs of each independent model (the oracle's recipe scaled; default 8). */
+  /** Epochs of each independent model (the oracle's recipe scaled; default a third of the oracle's). */
   negativeEpochs?: number;
   /** Extra saved copy models (directories) besides the run's copycat variants. */
   positives?: string[];
@@ -77,9 +77,10 @@ async function independentModel(run: Run, a: ArchitectureName, seed: number, epo
 
 export async function ownershipVerification(run: Run, opts: VerificationOptions = {}): Promise<VerificationResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const counts = opts.queryCounts ?? [100, 250, 500, 1000];
-  const n = opts.fingerprintImages ?? Math.max(...counts);
   const { test } = await cifarForRun(run);
+  // At most half the test images: PGD does not move every image across the oracle's boundary.
+  const n = opts.fingerprintImages ?? Math.min(Math.max(...(opts.queryCounts ?? [1000])), Math.floor(test.n / 2));
+  const counts = (opts.queryCounts ?? [100, 250, 500, 1000]).filter((c) => c <= n);
   const oracle = await loadOracleModel(run);
   const fps: { name: string; fp: Fingerprint }[] = [];
   try {
@@ -112,7 +113,8 @@ export async function ownershipVerification(run: Run, opts: VerificationOptions 
   };
   for (const c of copyDirs) await score(c.name, 'copy', c.dir);
   for (const neg of opts.negatives ?? DEFAULT_NEGATIVES) {
-    const m = await independentModel(run, neg.architecture, neg.seed, opts.negativeEpochs ?? 8, log);
+    const epochs = opts.negativeEpochs ?? Math.max(1, Math.round(resolveTrainConfig(run.config.oracle.train).epochs / 3));
+    const m = await independentModel(run, neg.architecture, neg.seed, epochs, log);
     await score(`independent ${neg.architecture} seed ${neg.seed}`, 'independent', m.dir, m.accuracy);
   }
   const auc: VerificationResult['auc'] = {};
