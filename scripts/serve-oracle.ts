@@ -35,8 +35,11 @@ const USAGE = `Usage: npm run oracle:serve -- --model <dir> [options]
   --round <decimals>     defence: round the probabilities before shaping
   --seed <s>             seed for --noise; default 0
   --backend <name>       auto | tensorflow-gpu | tensorflow | wasm | cpu (like COPYCAT_BACKEND)
-  --monitor <log|refuse> watch each key's queries for an extraction (PRADA): log the alarm, or also refuse the key (403)
+  --monitor <log|refuse> watch each key's queries for an extraction: log the alarm, or also refuse the key (403)
+  --detect <list>        prada, confidence or both (comma-separated); default prada
   --prada-delta <w>      PRADA's Shapiro-Wilk threshold; default 0.9
+  --confidence <t,rate[,window]>  alarm when more than rate of the last window (200) queries get a top probability
+                         below t (calibrate rate on honest traffic: npm run experiment -- detect)
   --admin-key <secret>   may read GET /v1/stats (every key's counts and monitor state); repeatable
   --quiet                no per-request log lines`;
 
@@ -47,9 +50,17 @@ function num(v: string | undefined, flag: string): number | undefined {
   return x;
 }
 
-function monitorOf(action: string, delta: string | undefined): MonitorOptions {
+function monitorOf(action: string, detect: string, delta: string | undefined, confidence: string | undefined): MonitorOptions {
   if (action !== 'log' && action !== 'refuse') throw new Error(`--monitor: expected log or refuse, got '${action}'`);
-  return { action, prada: delta !== undefined ? { delta: num(delta, '--prada-delta') } : {} };
+  const which = detect.split(',').map((x) => x.trim());
+  if (!which.length || which.some((w) => w !== 'prada' && w !== 'confidence')) throw new Error(`--detect: expected prada, confidence or both, got '${detect}'`);
+  let conf: MonitorOptions['confidence'] = null;
+  if (which.includes('confidence')) {
+    if (!confidence) throw new Error('--detect confidence needs --confidence <threshold,maxRate[,window]> (e.g. 0.5,0.2)');
+    const [threshold, maxRate, window] = confidence.split(',').map((x) => num(x, '--confidence'));
+    conf = { threshold, maxRate, ...(window !== undefined ? { window } : {}) };
+  }
+  return { action, prada: which.includes('prada') ? (delta !== undefined ? { delta: num(delta, '--prada-delta') } : {}) : null, confidence: conf };
 }
 
 async function main(): Promise<void> {
@@ -75,6 +86,8 @@ async function main(): Promise<void> {
       quiet: { type: 'boolean', default: false },
       monitor: { type: 'string' },
       'prada-delta': { type: 'string' },
+      detect: { type: 'string' },
+      confidence: { type: 'string' },
       'admin-key': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -130,7 +143,7 @@ async function main(): Promise<void> {
     maxBodyBytes: num(values['max-body'], '--max-body'),
     log: values.quiet ? false : undefined,
     name: values.name ?? `oracle-${shortIdentity(served.info.identity!)}`,
-    ...(values.monitor !== undefined ? { monitor: monitorOf(values.monitor, values['prada-delta']) } : {}),
+    ...(values.monitor !== undefined ? { monitor: monitorOf(values.monitor, values.detect ?? 'prada', values['prada-delta'], values.confidence) } : {}),
     adminKeys: values['admin-key'],
   });
   const limits = [rate ? `${rate} images/min` : 'no rate limit', keys[0].quota !== undefined ? `quota ${keys[0].quota}` : 'no quota'].join(', ');

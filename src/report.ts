@@ -163,12 +163,13 @@ export function budgetPointRows(points: {
 }
 
 /** 07's detection table: one row per stream and detector. */
-export function detectionRows(rows: { stream: string; kind: string; detector: string; keys: number; queries: number; flaggedAt: number | null; keysFlagged: number; finalW: number | null; msPerQuery: number }[]): TableRow[] {
+export function detectionRows(rows: { stream: string; kind: string; detector: string; keys: number; queries: number; flaggedAt: number | null; keysFlagged: number; finalW: number | null; finalRate?: number | null; msPerQuery: number }[]): TableRow[] {
   return rows.map((r) => ({
     stream: r.stream, detector: r.detector, queries: r.queries,
     alarm: r.flaggedAt === null ? 'none' : r.keys > 1 ? `${r.keysFlagged} of ${r.keys} keys (first at query ${r.flaggedAt})` : `at query ${r.flaggedAt}`,
     verdict: r.kind === 'attack' ? (r.flaggedAt === null ? 'missed' : 'caught') : r.flaggedAt === null ? 'quiet' : 'FALSE ALARM',
-    'final W': r.finalW === null ? '' : r.finalW.toFixed(3), 'ms per query': r.msPerQuery.toFixed(3),
+    'final W': r.finalW === null ? '' : r.finalW.toFixed(3), 'final unsure share': r.finalRate == null ? '' : formatPercent(r.finalRate),
+    'ms per query': r.msPerQuery.toFixed(3),
   }));
 }
 

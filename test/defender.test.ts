@@ -2,6 +2,9 @@ import { strict as assert } from 'assert';
 import seedrandom from 'seedrandom';
 import { normalQuantile, shapiroWilkW } from '../src/defender/shapiroWilk';
 import { PradaDetector, pradaFeatures } from '../src/defender/prada';
+import { calibrateMaxRate, ConfidenceDetector } from '../src/defender/confidence';
+import { KeyMonitor } from '../src/defender/monitor';
+import { CountingOracle } from './oracleFixtures';
 import * as tf from '@tensorflow/tfjs';
 import { encodePng } from '../src/oracle/decode';
 import { LocalOracle } from '../src/oracle/local';
@@ -53,6 +56,30 @@ describe('detecting an extraction: PRADA (src/defender)', () => {
     assert.equal(f.length, 12);
     assert.deepEqual(Array.from(f).slice(0, 3), [1, 0, 0]);
     assert.throws(() => new PradaDetector({ delta: 1.5 }), /monitor.prada.delta must be in \(0, 1\)/);
+  });
+});
+
+describe('detecting an extraction: the confidence watch (src/defender/confidence.ts)', () => {
+  it('calibrates on honest top probabilities and fires when a window holds too many unsure answers', () => {
+    const rng = seedrandom('conf');
+    const honestTop = Float32Array.from({ length: 5000 }, () => (rng() < 0.1 ? 0.3 : 0.9));
+    const { honestRate, maxRate } = calibrateMaxRate(honestTop, 0.5, 200);
+    assert.ok(Math.abs(honestRate - 0.1) < 0.02, String(honestRate));
+    assert.ok(maxRate > honestRate && maxRate < 0.25, String(maxRate)); // 0.1 + 5 x sqrt(0.09 / 200)
+    const quiet = new ConfidenceDetector({ threshold: 0.5, window: 200, maxRate });
+    for (let i = 0; i < 10000; i++) quiet.observe(rng() < 0.1 ? 0.3 : 0.9);
+    assert.equal(quiet.state.flaggedAt, null, `honest stream flagged (rate ${quiet.state.rate})`);
+    const npd = new ConfidenceDetector({ threshold: 0.5, window: 200, maxRate });
+    for (let i = 0; i < 10000 && npd.state.flaggedAt === null; i++) npd.observe(rng() < 0.4 ? 0.3 : 0.9);
+    assert.ok(npd.state.flaggedAt !== null && npd.state.flaggedAt <= 400, `an NPD-like stream was not caught early (${npd.state.flaggedAt})`);
+  });
+
+  it('a monitor with the confidence watch needs probabilities, and only a local model gives them', async () => {
+    const m = new KeyMonitor({ prada: null, confidence: { maxRate: 0.5, window: 10 } });
+    assert.throws(() => m.observe(new Uint8Array(px), 1, 8, 8, [0]), /needs the oracle's probabilities/);
+    assert.throws(() => new KeyMonitor({ prada: null }), /at least one detector/);
+    await tf.setBackend('cpu');
+    await assert.rejects(startOracleServer({ oracle: new CountingOracle(new LocalOracle(tinyModel())), keys: ['k'], monitor: { confidence: {} }, log: false }), /monitor.confidence reads the model's own probabilities/);
   });
 });
 

@@ -1,6 +1,8 @@
 import seedrandom from 'seedrandom';
 import { backendReport } from '../platform/backend';
-import { PradaDetector, pradaFeatures, type PradaConfig } from '../defender/prada';
+import type { PradaConfig } from '../defender/prada';
+import { calibrateMaxRate, type ConfidenceConfig } from '../defender/confidence';
+import { KeyMonitor, type MonitorOptions } from '../defender/monitor';
 import { encodePng } from '../oracle/decode';
 import { LocalOracle } from '../oracle/local';
 import { startOracleServer } from '../oracle/server';
@@ -31,8 +33,10 @@ export interface DetectionRow {
   flaggedAt: number | null;
   /** Keys whose alarm came (honest: false alarms). */
   keysFlagged: number;
-  /** Shapiro-Wilk W at the end of the stream (the first key's). */
+  /** Shapiro-Wilk W at the end of the stream (PRADA; the first key's). */
   finalW: number | null;
+  /** Unsure share of the last window at the end of the stream (confidence watch; the first key's). */
+  finalRate: number | null;
   /** Monitor time per query, milliseconds. */
   msPerQuery: number;
 }
@@ -50,19 +54,30 @@ export interface MonitorCostRow {
 }
 
 export interface DetectionOptions {
-  /** Queries per stream (default 10,000, or the run's NPD images when it has fewer). */
+  /**
+   * Queries per stream (default 10,000, or the run's NPD images when it has fewer); the honest stream is
+   * at most the half of the test images not used to calibrate the confidence watch.
+   */
   queries?: number;
   /** Keys the many-keys honest stream is spread over (default 20). */
   honestKeys?: number;
-  detectors?: { name: string; prada: Partial<PradaConfig> }[];
+  detectors?: Detector[];
   /** Requests of the cost measurement (default 40 of 64 images). */
   costRequests?: number;
   log?: (s: string) => void;
 }
 
-export const DEFAULT_DETECTORS = [
+/** One detector of the experiment: PRADA's or the confidence watch's settings (maxRate is calibrated). */
+export interface Detector {
+  name: string;
+  prada?: Partial<PradaConfig>;
+  confidence?: Omit<ConfidenceConfig, 'maxRate'>;
+}
+
+export const DEFAULT_DETECTORS: Detector[] = [
   { name: 'PRADA (full 32x32 input)', prada: {} },
   { name: 'PRADA (8x8 average)', prada: { side: 8 } },
+  { name: 'confidence (top p < 0.5, window 200)', confidence: { threshold: 0.5, window: 200 } },
 ];
 
 function shuffledOrder(n: number, seed: string): number[] {
@@ -75,14 +90,25 @@ function shuffledOrder(n: number, seed: string): number[] {
   return a;
 }
 
-/** Feeds one key's stream to a fresh detector. */
-function watch(images: ImageSet, labels: Uint8Array, prada: Partial<PradaConfig>): { flaggedAt: number | null; w: number | null; ms: number } {
-  const d = new PradaDetector(prada);
+/** Feeds one key's stream (images, the oracle's labels and top probabilities) to a fresh monitor. */
+function watch(images: ImageSet, labels: Uint8Array, top: Float32Array, monitor: MonitorOptions): { flaggedAt: number | null; w: number | null; rate: number | null; ms: number } {
+  const m = new KeyMonitor(monitor);
   const px = images.height * images.width * 3;
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < images.n; i++) d.observe(pradaFeatures(images.images.subarray(i * px, (i + 1) * px), images.height, images.width, d.cfg.side), labels[i]);
+  // One query at a time, as a stream of single-image requests would arrive.
+  for (let i = 0; i < images.n; i++) m.observe(images.images.subarray(i * px, (i + 1) * px), 1, images.height, images.width, [labels[i]], Float32Array.of(top[i]));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { flaggedAt: d.state.flaggedAt, w: d.state.w, ms };
+  const st = m.stats();
+  return { flaggedAt: st.flaggedAt, w: st.prada?.w ?? null, rate: st.confidence?.rate ?? null, ms };
+}
+
+/** The monitor options of a detector, its confidence alarm level calibrated on honest top probabilities. */
+function monitorOf(d: Detector, calibration: Float32Array): MonitorOptions {
+  if (d.confidence) {
+    const { maxRate } = calibrateMaxRate(calibration, d.confidence.threshold, d.confidence.window);
+    return { prada: null, confidence: { ...d.confidence, maxRate } };
+  }
+  return { prada: d.prada ?? {} };
 }
 
 export async function detectionExperiment(run: Run, opts: DetectionOptions = {}): Promise<{ rows: DetectionRow[]; cost: MonitorCostRow[] }> {
@@ -96,7 +122,10 @@ export async function detectionExperiment(run: Run, opts: DetectionOptions = {})
   const pdStream = take(cifarTrain, want, 'detect/pd');
   const mixedIdx = Array.from({ length: Math.min(npdStream.n, pdStream.n) * 2 }, (_, i) => i).slice(0, want);
   const mixed = interleave(npdStream, pdStream, mixedIdx.length);
-  const honest = take(test, want, 'detect/honest');
+  // The owner calibrates the confidence watch on half of its test images; honest users send the other half.
+  const order = shuffledOrder(test.n, 'detect/honest');
+  const calibrationSet = pickImages(test, order.slice(0, Math.floor(test.n / 2)));
+  const honest = pickImages(test, order.slice(Math.floor(test.n / 2)).slice(0, want));
   const streams: { stream: string; kind: 'attack' | 'honest'; images: ImageSet }[] = [
     { stream: 'NPD attack (Tiny ImageNet)', kind: 'attack', images: npdStream },
     { stream: 'PD attack (CIFAR-10 train)', kind: 'attack', images: pdStream },
@@ -104,20 +133,28 @@ export async function detectionExperiment(run: Run, opts: DetectionOptions = {})
     { stream: 'honest (CIFAR-10 test, one key)', kind: 'honest', images: honest },
   ];
   const model = await loadOracleModel(run);
-  const labelsOf = async (s: ImageSet) => argmaxRows(await predictProbabilities(model, s), 10);
-  const labeled: { s: (typeof streams)[number]; labels: Uint8Array }[] = [];
+  const answer = async (s: ImageSet) => {
+    const probs = await predictProbabilities(model, s);
+    const k = probs.length / Math.max(1, s.n);
+    const labels = argmaxRows(probs, k);
+    return { labels, top: Float32Array.from(labels, (l, i) => probs[i * k + l]) };
+  };
+  const labeled: { s: (typeof streams)[number]; labels: Uint8Array; top: Float32Array }[] = [];
+  let calibration: Float32Array;
   try {
-    for (const s of streams) labeled.push({ s, labels: await labelsOf(s.images) });
+    for (const s of streams) labeled.push({ s, ...(await answer(s.images)) });
+    calibration = (await answer(calibrationSet)).top;
   } finally {
     model.dispose();
   }
   const keys = opts.honestKeys ?? 20;
   const rows: DetectionRow[] = [];
   for (const det of opts.detectors ?? DEFAULT_DETECTORS) {
-    for (const { s, labels } of labeled) {
-      const r = watch(s.images, labels, det.prada);
-      rows.push({ stream: s.stream, kind: s.kind, detector: det.name, keys: 1, queries: s.images.n, flaggedAt: r.flaggedAt, keysFlagged: r.flaggedAt === null ? 0 : 1, finalW: r.w, msPerQuery: r.ms / s.images.n });
-      log(`detect: ${det.name} on ${s.stream}: ${r.flaggedAt === null ? 'no alarm' : `alarm at query ${r.flaggedAt}`} (W ${r.w?.toFixed(3)})`);
+    const monitor = monitorOf(det, calibration);
+    for (const { s, labels, top } of labeled) {
+      const r = watch(s.images, labels, top, monitor);
+      rows.push({ stream: s.stream, kind: s.kind, detector: det.name, keys: 1, queries: s.images.n, flaggedAt: r.flaggedAt, keysFlagged: r.flaggedAt === null ? 0 : 1, finalW: r.w, finalRate: r.rate, msPerQuery: r.ms / s.images.n });
+      log(`detect: ${det.name} on ${s.stream}: ${r.flaggedAt === null ? 'no alarm' : `alarm at query ${r.flaggedAt}`}${r.w !== null ? ` (W ${r.w.toFixed(3)})` : ''}${r.rate !== null ? ` (unsure share ${r.rate.toFixed(3)}, alarm above ${monitor.confidence!.maxRate!.toFixed(3)})` : ''}`);
     }
     // Honest traffic spread over many keys: each key sees a short, independent stream.
     const h = labeled.find((l) => l.s.kind === 'honest')!;
@@ -127,17 +164,17 @@ export async function detectionExperiment(run: Run, opts: DetectionOptions = {})
     let ms = 0;
     for (let k = 0; k < keys; k++) {
       const idx = Array.from({ length: per }, (_, i) => k * per + i);
-      const r = watch(pickImages(h.s.images, idx), Uint8Array.from(idx, (i) => h.labels[i]), det.prada);
+      const r = watch(pickImages(h.s.images, idx), Uint8Array.from(idx, (i) => h.labels[i]), Float32Array.from(idx, (i) => h.top[i]), monitor);
       ms += r.ms;
       if (r.flaggedAt !== null) {
         flagged++;
         earliest = earliest === null ? r.flaggedAt : Math.min(earliest, r.flaggedAt);
       }
     }
-    rows.push({ stream: `honest (CIFAR-10 test, ${keys} keys)`, kind: 'honest', detector: det.name, keys, queries: per * keys, flaggedAt: earliest, keysFlagged: flagged, finalW: null, msPerQuery: ms / (per * keys) });
+    rows.push({ stream: `honest (CIFAR-10 test, ${keys} keys)`, kind: 'honest', detector: det.name, keys, queries: per * keys, flaggedAt: earliest, keysFlagged: flagged, finalW: null, finalRate: null, msPerQuery: ms / (per * keys) });
   }
   const cost: MonitorCostRow[] = [];
-  for (const det of opts.detectors ?? DEFAULT_DETECTORS) cost.push(await monitorCost(run, honest, det, opts.costRequests ?? 40));
+  for (const det of opts.detectors ?? DEFAULT_DETECTORS) cost.push(await monitorCost(run, honest, det.name, monitorOf(det, calibration), opts.costRequests ?? 40));
   return { rows, cost };
 }
 
@@ -152,7 +189,7 @@ function interleave(a: ImageSet, b: ImageSet, n: number): ImageSet {
 }
 
 /** Median batch latency over the last half of `requests` requests of 64 honest images, monitor off vs on. */
-async function monitorCost(run: Run, honest: ImageSet, det: { name: string; prada: Partial<PradaConfig> }, requests: number): Promise<MonitorCostRow> {
+async function monitorCost(run: Run, honest: ImageSet, detector: string, monitor: MonitorOptions, requests: number): Promise<MonitorCostRow> {
   const per = 64;
   const bodies: string[] = [];
   for (let r = 0; r < requests; r++) {
@@ -161,9 +198,9 @@ async function monitorCost(run: Run, honest: ImageSet, det: { name: string; prad
     bodies.push(JSON.stringify({ images: imgs }));
   }
   const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-  const timeWith = async (monitor: boolean): Promise<number> => {
+  const timeWith = async (on: boolean): Promise<number> => {
     const oracle = await LocalOracle.fromDir(oracleModelDir(run), { answer: 'label' });
-    const srv = await startOracleServer({ oracle, keys: ['sk-cost'], log: false, ...(monitor ? { monitor: { prada: det.prada } } : {}) });
+    const srv = await startOracleServer({ oracle, keys: ['sk-cost'], log: false, ...(on ? { monitor } : {}) });
     try {
       const ms: number[] = [];
       for (const body of bodies) {
@@ -181,5 +218,5 @@ async function monitorCost(run: Run, honest: ImageSet, det: { name: string; prad
   };
   const offMs = await timeWith(false);
   const onMs = await timeWith(true);
-  return { detector: det.name, requests, imagesPerRequest: per, offMs, onMs, overhead: onMs / offMs - 1, backend: backendReport().label };
+  return { detector, requests, imagesPerRequest: per, offMs, onMs, overhead: onMs / offMs - 1, backend: backendReport().label };
 }

@@ -103,6 +103,7 @@ export class LocalOracle implements Oracle {
     let answers: OracleAnswer[] = [];
     try {
       const probs = await predictProbabilities(await this.inferenceModel(), batch, this.batchSize);
+      opts.onProbabilities?.(probs);
       answers = shapeAnswers(probs, this.info.numClasses, this.info.answer, this.transforms);
     } finally {
       this.meter.settle(batch.n, answers.length);

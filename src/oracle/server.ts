@@ -340,7 +340,8 @@ async function chargeAndAnswer(
     throw e;
   }
   if (key.monitor?.flagged && key.monitor.options.action === 'refuse') {
-    throw new HttpError(403, 'extraction_suspected', `key '${key.policy.id}' is refused: its query stream looks like a model extraction (PRADA)`, { flaggedAt: key.monitor.stats().flaggedAt });
+    const m = key.monitor.stats();
+    throw new HttpError(403, 'extraction_suspected', `key '${key.policy.id}' is refused: its query stream looks like a model extraction (${m.flaggedBy})`, { flaggedAt: m.flaggedAt, flaggedBy: m.flaggedBy });
   }
   const quota = key.policy.quota;
   if (quota !== undefined && key.used + key.reserved + n > quota) {
@@ -360,8 +361,10 @@ async function chargeAndAnswer(
   if (ex.clientGone) throw new ClientGone();
   key.reserved += n;
   let answers: OracleAnswer[];
+  let probs: Float32Array | undefined;
   try {
-    answers = await oracle.query({ images: pixels, n, height, width } as ImageSet);
+    const onProbabilities = key.monitor?.needsProbabilities ? (p: Float32Array) => void (probs = p) : undefined;
+    answers = await oracle.query({ images: pixels, n, height, width } as ImageSet, { onProbabilities });
   } catch (e) {
     if (e instanceof QueryBudgetExceeded) throw new HttpError(429, 'quota_exceeded', `the service's own budget is spent (${e.message})`, { quota: e.limit, used: e.used, remaining: Math.max(0, e.limit - e.used) });
     throw e;
@@ -373,9 +376,10 @@ async function chargeAndAnswer(
   key.stats.images += n;
   svc.stats.images += n;
   if (key.monitor) {
-    const alarm = key.monitor.observe(pixels, n, height, width, answers.map((a) => a.label));
-    key.stats.monitor = key.monitor.stats();
-    if (alarm) svc.log?.(`monitor: key ${key.policy.id} looks like a model extraction (PRADA W ${key.stats.monitor.w?.toFixed(3)} after ${key.stats.monitor.queries} queries)${key.monitor.options.action === 'refuse' ? '; refusing its requests from now on' : ''}`);
+    const alarm = key.monitor.observe(pixels, n, height, width, answers.map((a) => a.label), probs);
+    const m = (key.stats.monitor = key.monitor.stats());
+    const why = m.flaggedBy === 'prada' ? `PRADA W ${m.prada?.w?.toFixed(3)}` : `${(100 * (m.confidence?.rate ?? 0)).toFixed(0)} % of the last ${key.monitor.options.confidence?.window ?? 200} queries answered unsure`;
+    if (alarm) svc.log?.(`monitor: key ${key.policy.id} looks like a model extraction (${why}, at query ${m.flaggedAt})${key.monitor.options.action === 'refuse' ? '; refusing its requests from now on' : ''}`);
   }
   const usage = { images: n, used: key.used, ...(quota !== undefined ? { quota, remaining: quota - key.used } : {}) };
   return shape(answers, usage);
@@ -575,6 +579,9 @@ export async function startOracleServer(opts: OracleServerOptions): Promise<Orac
   for (const k of svc.keys) {
     svc.stats.byKey[k.policy.id] = k.stats;
     if (opts.monitor) k.monitor = new KeyMonitor(opts.monitor);
+  }
+  if (opts.monitor?.confidence && !(oracle instanceof LocalOracle)) {
+    throw new Error('startOracleServer: monitor.confidence reads the model\'s own probabilities; serve a LocalOracle (a model directory)');
   }
   const requestTimeout = opts.requestTimeoutMs ?? 60_000;
   const server = http.createServer(

@@ -102,6 +102,12 @@ export interface QueryOptions {
    */
   onAnswers?: (start: number, answers: OracleAnswer[]) => void;
   /**
+   * The owner's side only (a LocalOracle serving its own model): the model's class probabilities for the
+   * batch (n x numClasses, row-major) before they are shaped into answers, e.g. for the server's
+   * confidence monitor. Remote oracles never call it.
+   */
+  onProbabilities?: (probs: Float32Array) => void;
+  /**
    * Once aborted no new request starts; requests in flight finish (they may have been charged) and
    * their answers still reach onAnswers; then query() rejects with an AbortError carrying
    * partialAnswers.
