@@ -23,6 +23,8 @@ export interface VariantRow {
   macroF1?: number;
   agreement?: number;
   performanceOverTarget?: number;
+  /** Copycats: agreement with the oracle on the pool's held-out NPD images. */
+  unseenNpdAgreement?: number;
   /** Stolen sets: distinct images asked. */
   queries?: number;
   wallSeconds?: number;
@@ -35,6 +37,7 @@ export interface VariantRow {
 interface AnyResult {
   metrics?: Metrics;
   agreement?: number;
+  unseenNpd?: { agreement: number };
   performanceOverTarget?: number;
   queries?: number;
   wallSeconds?: number;
@@ -70,7 +73,7 @@ export function variantRows(run: Run): VariantRow[] {
       step: r.step, name: r.name, key: r.key, current: current.has(r.key), finished: r.finished,
       changes: changesFromDefaults(r),
       accuracy: res.metrics?.accuracy, macroF1: res.metrics?.macroAverage, agreement: res.agreement,
-      performanceOverTarget: res.performanceOverTarget, queries: r.step === 'stolen' ? res.queries : undefined,
+      performanceOverTarget: res.performanceOverTarget, unseenNpdAgreement: res.unseenNpd?.agreement, queries: r.step === 'stolen' ? res.queries : undefined,
       wallSeconds: res.wallSeconds, createdAt: r.createdAt, note: r.adopted, dir: r.dir,
     };
   });
@@ -86,6 +89,7 @@ export function formatVariantRows(rows: VariantRow[]): Record<string, string>[] 
     'macro F1': formatDecimal(r.macroF1),
     agreement: formatPercent(r.agreement),
     '% of target': formatPercent(r.performanceOverTarget),
+    'unseen NPD': formatPercent(r.unseenNpdAgreement),
     queries: r.queries === undefined ? '' : String(r.queries),
     'wall time': r.wallSeconds === undefined ? (r.finished ? '' : 'unfinished') : `${(r.wallSeconds / 60).toFixed(1)} min`,
   }));
