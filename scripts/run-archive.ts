@@ -1,6 +1,7 @@
 // Keeps a run's expensive results across machines (src/run/archive.ts):
 //
 //   npm run run-archive -- pack data/runs/full-1 data/reference/full-1      run -> archive folder
+//   npm run run-archive -- pack RUN ARCHIVE --exclude 'stolen/answers-*'    ... leaving out what matches
 //   npm run run-archive -- restore data/reference/full-1 data/runs/full-1   archive -> run directory
 //   npm run run-archive -- slim data/reference/full-1 --drop 'experiments/members/**/model/*' [--commit REV]
 //
@@ -14,7 +15,7 @@ import { spawnSync } from 'child_process';
 import { parseArgs } from 'util';
 import { archiveRun, restoreRun, slimArchive } from '../src/run/archive';
 
-const USAGE = 'usage: npm run run-archive -- pack RUN_DIR ARCHIVE_DIR | restore ARCHIVE_DIR RUN_DIR | slim ARCHIVE_DIR --drop GLOB[,GLOB] [--commit REV]';
+const USAGE = 'usage: npm run run-archive -- pack RUN_DIR ARCHIVE_DIR [--exclude GLOB[,GLOB]] | restore ARCHIVE_DIR RUN_DIR | slim ARCHIVE_DIR --drop GLOB[,GLOB] [--commit REV]';
 
 // A glob as a RegExp over whole run-relative paths: * stays inside a folder name, ** crosses folders.
 function globRegExp(glob: string): RegExp {
@@ -23,7 +24,7 @@ function globRegExp(glob: string): RegExp {
 }
 
 function main(): void {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { drop: { type: 'string' }, commit: { type: 'string' } } });
+  const { positionals, values } = parseArgs({ allowPositionals: true, options: { drop: { type: 'string' }, commit: { type: 'string' }, exclude: { type: 'string' } } });
   const [what, from, to] = positionals;
   const log = (s: string) => console.log(s);
   if (what === 'slim' && from && positionals.length === 2) {
@@ -37,7 +38,8 @@ function main(): void {
   if (!['pack', 'restore'].includes(what) || !from || !to || positionals.length !== 3) {
     throw new Error(`${USAGE} (got '${positionals.join(' ')}')`);
   }
-  if (what === 'pack') archiveRun(from, to, log);
+  const exclude = (values.exclude ?? '').split(',').map((p) => p.trim()).filter(Boolean).map(globRegExp);
+  if (what === 'pack') archiveRun(from, to, log, (rel) => !exclude.some((r) => r.test(rel)));
   else restoreRun(from, to, log);
 }
 

@@ -63,7 +63,12 @@ describe('run archive', () => {
     assert.ok(fs.existsSync(path.join(out, 'stolen/NPD-SL.json')));
     assert.ok(fs.statSync(path.join(out, 'stolen/queries.jsonl.gz')).size < 850 / 4);
     assert.equal(archivable(run, 'oracle/checkpoints/latest.json'), false);
+    assert.equal(archivable(run, 'notebooks/03_copycat.ipynb'), false, 'executed notebooks are output, not archived');
     assert.equal(readManifest(out).files.length, 13);
+    const lean = tempDir('archive-lean-');
+    archiveRun(run, lean, () => undefined, (rel) => !rel.endsWith('.jsonl'));
+    assert.ok(!readManifest(lean).files.some((f) => f.path === 'stolen/queries.jsonl'), 'pack --exclude leaves the cache out');
+    assert.equal(readManifest(lean).files.length, 12);
   });
 
   it('restores byte for byte, leaves identical files alone and is repeatable', () => {

@@ -16,7 +16,8 @@ import { VIEW_CACHE_DIR } from './layout';
  * seeded oracle is repeatable per CPU kind, not across kinds; docs/experiments.md).
  *
  * Left out: checkpoints of anything already finished (its model/ and result.json are kept), logs, the
- * previous-config copies and the ensembles' cached test-set probabilities (recomputed in minutes). The
+ * previous-config copies, the executed notebooks and the ensembles' cached test-set probabilities
+ * (recomputed in minutes); `pack --exclude GLOB` leaves out more (e.g. a query cache over 2 MB). The
  * query cache (JSON lines) and large JSON files are stored gzip'ed.
  */
 
@@ -85,6 +86,8 @@ export function archivable(runDir: string, rel: string): boolean {
   const base = path.posix.basename(rel);
   if (base.endsWith('.log') || /^config\.prev-\d+\.json$/.test(base)) return false;
   if (rel.startsWith(`${VIEW_CACHE_DIR}/`)) return false;
+  // Executed notebooks are output (figures as base64), made again by any rerun: git keeps no outputs.
+  if (rel.startsWith('notebooks/') && rel.endsWith('.ipynb')) return false;
   const parts = rel.split('/');
   // Half-written files and checkpoint folders of a killed process (writeFileAtomic, saveCheckpoint).
   if (parts.some((p) => /\.tmp-\d+-\d+$/.test(p))) return false;
@@ -102,7 +105,7 @@ export function archivable(runDir: string, rel: string): boolean {
  * Copies the archivable files of `runDir` to `outDir` (created; files of an earlier archive there that
  * the run no longer has are removed) and writes the manifest. Returns it.
  */
-export function archiveRun(runDir: string, outDir: string, log: (s: string) => void = () => {}): ArchiveManifest {
+export function archiveRun(runDir: string, outDir: string, log: (s: string) => void = () => {}, include: (rel: string) => boolean = () => true): ArchiveManifest {
   if (!fs.existsSync(path.join(runDir, 'config.json'))) {
     throw new Error(`archive: ${runDir} is not a run directory (no config.json)`);
   }
@@ -111,7 +114,7 @@ export function archiveRun(runDir: string, outDir: string, log: (s: string) => v
   const before = fs.existsSync(path.join(outDir, MANIFEST)) ? readManifest(outDir) : undefined;
   const inHistory = new Map((before?.files ?? []).filter((f) => f.inHistory).map((f) => [f.path, f]));
   const files: ArchivedFile[] = [];
-  for (const rel of walk(runDir).filter((r) => archivable(runDir, r))) {
+  for (const rel of walk(runDir).filter((r) => archivable(runDir, r) && include(r))) {
     let buf: Buffer;
     try {
       buf = fs.readFileSync(path.join(runDir, rel));
