@@ -24,7 +24,7 @@ describe('the unqueried pool (src/data/pool.ts)', () => {
     for (const h of hashes(p.heldOut)) assert.ok(!train.has(h), 'a held-out image is also a training image');
     assert.equal(p.heldOut.n, 5);
     assert.equal(p.train.n, 15 + 20);
-    assert.deepEqual(p.summary, { trainImages: 35, heldOutImages: 5, fromExtraSources: 15, fromQueriedSource: 20, excludedAsQueried: 10, duplicates: 5 });
+    assert.deepEqual(p.summary, { trainImages: 35, heldOutImages: 5, fromExtraSources: 15, fromQueriedSource: 20, excludedAsQueried: 10, duplicates: 0 });
     assert.equal(p.train.labels, undefined, 'the pool carries no labels');
   });
 
@@ -37,7 +37,7 @@ describe('the unqueried pool (src/data/pool.ts)', () => {
     assert.equal(p.summary.fromQueriedSource, 0);
     assert.ok(p.train.ids!.slice(0, 18).every((id) => id.startsWith('extra/')), 'extra source first');
     const all = unqueriedPool({ heldOut, extra: [extra, twin], queriedSource: source, queriedHashes: paid, images: null });
-    assert.equal(all.summary.duplicates, 2 + 20, 'the held-out pair in extra, and the source twice');
+    assert.equal(all.summary.duplicates, 20, 'the source twice (the held-out pair in extra is skipped, not a duplicate)');
     assert.equal(all.train.n, 18 + 20);
   });
 

@@ -48,12 +48,16 @@ export interface PoolParts {
   images: number | null;
 }
 
-/** The indices of `set` whose content is new: neither queried nor already taken (`seen` grows). */
-function fresh(set: ImageSet, queried: ReadonlySet<string>, seen: Set<string>, counts: { queried: number; duplicates: number }): number[] {
+/**
+ * The indices of `set` whose content is new: neither queried, nor held out, nor already taken (`seen`
+ * grows). The held-out images are in their source too (a prefix of it): they are skipped, not counted.
+ */
+function fresh(set: ImageSet, queried: ReadonlySet<string>, seen: Set<string>, counts: { queried: number; duplicates: number }, heldOut?: ReadonlySet<string>): number[] {
   const keep: number[] = [];
   const hashes = imageHashes(set.images, set.n, set.height * set.width * 3);
   hashes.forEach((h, i) => {
     if (queried.has(h)) counts.queried++;
+    else if (heldOut?.has(h)) return;
     else if (seen.has(h)) counts.duplicates++;
     else {
       seen.add(h);
@@ -92,13 +96,15 @@ export function unqueriedPool(p: PoolParts): PoolSplit {
   const counts = { queried: 0, duplicates: 0 };
   const seen = new Set<string>();
   const heldOut = pickImages(strip(p.heldOut), fresh(p.heldOut, p.queriedHashes, seen, counts));
+  const held = new Set(seen);
+  seen.clear();
   const cap = p.images ?? Infinity;
   const parts: ImageSet[] = [];
   let taken = 0;
   let fromExtra = 0;
   for (const s of [...p.extra, ...(p.queriedSource ? [p.queriedSource] : [])]) {
     if (taken >= cap) break;
-    const keep = fresh(s, p.queriedHashes, seen, counts);
+    const keep = fresh(s, p.queriedHashes, seen, counts, held);
     const part = pickImages(strip(s), keep.slice(0, Math.min(keep.length, cap - taken)));
     parts.push(part);
     taken += part.n;
