@@ -174,7 +174,7 @@ describe('NPD sources: decode, skip, cache', function () {
   });
 
   it('bad arguments name the field and what was expected', async () => {
-    await assert.rejects(loadNpd({ kind: 'imagenet' } as never, quiet), /kind must be one of folder, zip, tiny-imagenet, coco-train2014, coco-val2017, got "imagenet"/);
+    await assert.rejects(loadNpd({ kind: 'imagenet' } as never, quiet), /kind must be one of folder, zip, tiny-imagenet, tiny-imagenet-rest20k, coco-train2014, coco-val2017, got "imagenet"/);
     await assert.rejects(loadNpd({ kind: 'zip' } as never, quiet), /field 'path' must be a non-empty string/);
     await assert.rejects(loadNpd({ kind: 'zip', path: path.join(dir, 'nope.zip') }, opts('c7')), /nope\.zip does not exist/);
     await assert.rejects(loadNpd({ kind: 'folder', path: path.join(dir, 'mixed.zip') }, opts('c7')), /is not a directory/);
