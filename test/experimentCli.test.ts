@@ -41,9 +41,9 @@ describe('experiment command', function () {
     const r = experiment(['detect', '--profile', 'smoke', '--run-dir', dir, '--queries', '120', '--keys', '3', '--cost-requests', '4'], env);
     assert.equal(r.code, 0, r.out);
     const rows = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"detect"')).map((l) => JSON.parse(l));
-    assert.equal(rows.length, 3 * 5, 'three detectors x (three attacks + honest from one key and from three)');
+    assert.equal(rows.length, 3 * 6, 'three detectors x (three attacks + honest from one key, all test images, and from three keys)');
     // 128 test images: half calibrate the confidence watch, the other 64 are the honest stream.
-    assert.deepEqual(rows.slice(0, 5).map((x) => [x.kind, x.queries]), [['attack', 96], ['attack', 120], ['attack', 120], ['honest', 64], ['honest', 63]]);
+    assert.deepEqual(rows.slice(0, 6).map((x) => [x.kind, x.queries]), [['attack', 96], ['attack', 120], ['attack', 120], ['honest', 64], ['honest', 120], ['honest', 63]]);
     const cost = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"detect-cost"')).map((l) => JSON.parse(l));
     assert.equal(cost.length, 3);
     assert.ok(cost.every((c) => c.offMs > 0 && c.onMs > 0), JSON.stringify(cost));

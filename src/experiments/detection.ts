@@ -131,6 +131,9 @@ export async function detectionExperiment(run: Run, opts: DetectionOptions = {})
     { stream: 'PD attack (CIFAR-10 train)', kind: 'attack', images: pdStream },
     { stream: 'PD + NPD interleaved', kind: 'attack', images: mixed },
     { stream: 'honest (CIFAR-10 test, one key)', kind: 'honest', images: honest },
+    // Every test image, the calibration half included (it fixes one number, the honest unsure share): the
+    // longest honest stream the owner has from one key.
+    { stream: `honest (all ${test.n} CIFAR-10 test images, one key; half also calibrate)`, kind: 'honest', images: pickImages(test, order.slice(0, Math.min(want, test.n))) },
   ];
   const model = await loadOracleModel(run);
   const answer = async (s: ImageSet) => {
@@ -157,7 +160,7 @@ export async function detectionExperiment(run: Run, opts: DetectionOptions = {})
       log(`detect: ${det.name} on ${s.stream}: ${r.flaggedAt === null ? 'no alarm' : `alarm at query ${r.flaggedAt}`}${r.w !== null ? ` (W ${r.w.toFixed(3)})` : ''}${r.rate !== null ? ` (unsure share ${r.rate.toFixed(3)}, alarm above ${monitor.confidence!.maxRate!.toFixed(3)})` : ''}`);
     }
     // Honest traffic spread over many keys: each key sees a short, independent stream.
-    const h = labeled.find((l) => l.s.kind === 'honest')!;
+    const h = labeled.find((l) => l.s.stream.startsWith('honest (CIFAR-10 test, one key)'))!;
     const per = Math.floor(h.s.images.n / keys);
     let flagged = 0;
     let earliest: number | null = null;
