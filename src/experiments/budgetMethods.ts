@@ -15,7 +15,7 @@ import type { StolenSetSummary } from '../stolenLabels';
  * The query-budget curve of issue 52: copy quality against the number of paid queries, hard labels,
  * for four ways of spending them: random (the paper's), an active strategy choosing in rounds, a
  * semi-supervised copy that also learns from the unqueried pool, and both. Every point trains the same
- * number of optimizer steps (the profile's recipe at the largest budget), so a small budget is not
+ * number of optimizer steps (the profile's recipe on all the attacker's NPD images), so a small budget is not
  * judged after a handful of steps nor a large one given more compute.
  *
  * Each point is an ordinary keyed variant of the run (stolen/NPD-SL/<key>, copycats/NPD-SL/<key>),
@@ -59,7 +59,7 @@ export interface BudgetCurveOptions {
   /** Rounds of the active strategy (default 4) and the epochs of each round's copy (default 4). */
   rounds?: number;
   roundEpochs?: number;
-  /** Optimizer steps of every point (default: the profile's copycat epochs at the largest budget). */
+  /** Optimizer steps of every point (default: the profile's copycat epochs on all the attacker's NPD images). */
   steps?: number;
   /** FixMatch settings of 'semi' and 'both' (DEFAULT_SEMI_SUPERVISED otherwise). */
   semi?: Partial<SemiSupervisedConfig>;
@@ -116,7 +116,8 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
   const recipe = resolveTrainConfig(run.config.copycat.train);
   const o = {
     strategy: opts.strategy ?? 'entropy', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 4, semi: opts.semi,
-    steps: opts.steps ?? recipe.epochs * Math.ceil(Math.max(...budgets) / recipe.batchSize),
+    // The profile's recipe on all the attacker's images, whichever budgets this call computes.
+    steps: opts.steps ?? recipe.epochs * Math.ceil(collection / recipe.batchSize),
   };
   if (!run.config.data.pool && methods.some((m) => m === 'semi' || m === 'both')) {
     throw new Error('budget curve: the semi and both methods learn from the unqueried pool, but data.pool is null in this run\'s config');
