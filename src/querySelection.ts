@@ -1,4 +1,5 @@
 import seedrandom from 'seedrandom';
+import { shuffledIndices } from './train/sampler';
 
 /**
  * Which images to pay for next (issue 52): the attacker holds many more natural images than it can
@@ -74,14 +75,8 @@ function top(candidates: number[], score: (j: number) => number, count: number):
   return order.slice(0, count).map((j) => candidates[j]);
 }
 
-function shuffled<T>(xs: T[], rng: () => number): T[] {
-  const a = xs.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
+/** `xs` in a seeded random order (the training sampler's Fisher-Yates shuffle). */
+const shuffled = <T>(xs: T[], rng: () => number): T[] => Array.from(shuffledIndices(xs.length, rng), (i) => xs[i]);
 
 function needProbs(s: SelectionInput, strategy: string): Float32Array {
   if (!s.probs || s.probs.length !== s.candidates.length * s.numClasses) throw new Error(`select ${strategy}: needs the copy's probabilities for every candidate (${s.candidates.length} x ${s.numClasses})`);

@@ -1,15 +1,13 @@
 import { backendReport } from '../platform/backend';
 import { deepMerge, type ExperimentConfig } from '../config';
 import type { SelectionStrategy } from '../querySelection';
-import { readJson, type Run } from '../run';
+import type { Run } from '../run';
 import { trainCopycat, type CopycatResult } from '../steps/copycatStep';
 import type { StepHooks } from '../steps/inputs';
 import { stealLabels } from '../steps/stealStep';
 import { npdCandidatesForRun } from '../steps/activeStealing';
-import { stolenVariant } from '../steps/variants';
 import { resolveTrainConfig, type SemiSupervisedConfig } from '../train';
 import { scaleSchedule } from '../train/schedule';
-import type { StolenSetSummary } from '../stolenLabels';
 
 /**
  * The query-budget curve of issue 52: copy quality against the number of paid queries, hard labels,
@@ -129,9 +127,8 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
       const point: Run = { ...run, config };
       const epochs = resolveTrainConfig(config.copycat.train).epochs;
       log(`budget curve: ${budget} queries, ${method}${config.query.selection ? ` (${o.strategy})` : ''}: ${epochs} epochs, ~${o.steps} steps`);
-      await stealLabels(point, { log, sets: ['NPD-SL'], signal: opts.hooks?.signal });
+      const stolen = (await stealLabels(point, { log, sets: ['NPD-SL'], signal: opts.hooks?.signal })).sets['NPD-SL'];
       const r: CopycatResult = await trainCopycat(point, 'NPD-SL', opts.hooks ?? {});
-      const stolen = readJson<StolenSetSummary>(stolenVariant(point, 'NPD-SL').result, 'stolen NPD-SL summary');
       points.push({
         budget, method, selection: config.query.selection ? (config.query.selection.strategy ?? 'random') : 'random',
         queries: stolen.queries, costUsd: stolen.costUsd, epochs, steps: epochs * Math.ceil(r.trainImages / recipe.batchSize),

@@ -13,6 +13,7 @@ import { loadOracleModel, oracleModelDir } from '../steps/oracleStep';
 import { pickImages } from '../data/split';
 import { loadCifar10 } from '../data/cifar10';
 import { ImageSet } from '../types';
+import { shuffledIndices } from '../train/sampler';
 
 /**
  * Issue 53, detection: how many queries each attack gets through before PRADA raises its key's alarm,
@@ -80,15 +81,7 @@ export const DEFAULT_DETECTORS: Detector[] = [
   { name: 'confidence (top p < 0.5, window 200)', confidence: { threshold: 0.5, window: 200 } },
 ];
 
-function shuffledOrder(n: number, seed: string): number[] {
-  const rng = seedrandom(seed);
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
+const shuffledOrder = (n: number, seed: string): number[] => Array.from(shuffledIndices(n, seedrandom(seed)));
 
 /** Feeds one key's stream (images, the oracle's labels and top probabilities) to a fresh monitor. */
 function watch(images: ImageSet, labels: Uint8Array, top: Float32Array, monitor: MonitorOptions): { flaggedAt: number | null; w: number | null; rate: number | null; ms: number } {

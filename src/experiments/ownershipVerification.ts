@@ -5,7 +5,7 @@ import { Fingerprint, makeFingerprint, naturalFingerprint, rocAuc, scoreSuspect 
 import { loadModel, saveModel } from '../io';
 import { ArchitectureName, createModel } from '../models';
 import { readJson, Run, variantFolders, variantPaths, writeJson } from '../run';
-import { cifarForRun, poolForRun } from '../steps/inputs';
+import { cifarForRun, poolHeldOutForRun } from '../steps/inputs';
 import { loadOracleModel } from '../steps/oracleStep';
 import { scaleSchedule } from '../train/schedule';
 import { resolveTrainConfig, train } from '../train';
@@ -86,8 +86,9 @@ export async function ownershipVerification(run: Run, opts: VerificationOptions 
   try {
     // Base images the owner has: its test set, in a seeded order.
     fps.push({ name: 'adversarial', fp: await makeFingerprint(oracle, subsetImages(test, Math.min(test.n, 4 * n), run.config.seed + 53), { n }) });
-    const pool = await poolForRun(run, new Set());
-    if (pool && pool.heldOut.n > 0) fps.push({ name: 'natural (held-out NPD)', fp: await naturalFingerprint(oracle, pool.heldOut) });
+    // Only the pool's held-out slice: no copy of the run trained on it.
+    const heldOut = await poolHeldOutForRun(run);
+    if (heldOut && heldOut.n > 0) fps.push({ name: 'natural (held-out NPD)', fp: await naturalFingerprint(oracle, heldOut) });
   } finally {
     oracle.dispose();
   }

@@ -256,9 +256,13 @@ function contentType(req: http.IncomingMessage): string {
   return (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
 }
 
+/** The key a request sends, in X-API-Key or as a bearer token. */
+function givenKey(req: http.IncomingMessage): string | undefined {
+  return (req.headers['x-api-key'] as string | undefined) ?? /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+}
+
 function authenticate(svc: Service, req: http.IncomingMessage): KeyState {
-  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  const given = (req.headers['x-api-key'] as string | undefined) ?? bearer;
+  const given = givenKey(req);
   if (!given) throw new HttpError(401, 'missing_api_key', 'send your API key in the X-API-Key header', {}, { 'WWW-Authenticate': 'Bearer' });
   const d = sha256(given);
   // Compare digests in constant time so response timing does not leak key prefixes.
@@ -459,7 +463,7 @@ async function keyed(svc: Service, ex: Exchange, compute: (key: KeyState, body: 
 /** GET /v1/stats: the owner's view (admin keys only): every key's counts and extraction-monitor state. */
 function statsRoute(svc: Service, ex: Exchange): void {
   ex.req.resume();
-  const given = (ex.req.headers['x-api-key'] as string | undefined) ?? /^Bearer\s+(.+)$/i.exec(ex.req.headers.authorization ?? '')?.[1];
+  const given = givenKey(ex.req);
   if (!given) throw new HttpError(401, 'missing_api_key', 'send an admin key in the X-API-Key header', {}, { 'WWW-Authenticate': 'Bearer' });
   const d = sha256(given);
   if (!svc.adminDigests.some((a) => crypto.timingSafeEqual(a, d))) throw new HttpError(403, 'forbidden', '/v1/stats needs an admin key (startOracleServer adminKeys, --admin-key)');

@@ -2,7 +2,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
-import { loadNpd } from '../data/npd';
 import { pickImages } from '../data/split';
 import { createModel } from '../models';
 import { imageHashes } from '../oracle/identity';
@@ -14,6 +13,7 @@ import { labelImages, StolenLabelSet, stolenImageSet, type LabelImagesOptions } 
 import { train } from '../train';
 import { ImageSet } from '../types';
 import type { Variant } from './variants';
+import { npdOfRun } from './inputs';
 
 /**
  * NPD-SL bought in rounds (config query.selection): the first slice of the budget is a seeded random
@@ -45,10 +45,8 @@ export interface RoundsSummary {
  * The NPD images the attacker may choose queries from: query.selection.candidates of data.npdSource (a
  * prefix-stable seeded subset), or all of them.
  */
-export async function npdCandidatesForRun(run: Run, log?: (s: string) => void): Promise<ImageSet> {
-  const d = run.config.data;
-  const n = run.config.query.selection?.candidates ?? undefined;
-  return loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], { size: d.imageSize, maxImages: n, seed: run.config.seed, log });
+export function npdCandidatesForRun(run: Run, log?: (s: string) => void): Promise<ImageSet> {
+  return npdOfRun(run, run.config.data.npdSource, run.config.query.selection?.candidates ?? undefined, log);
 }
 
 /** The layer the copy's logits are computed from, for k-center distances. */
@@ -118,8 +116,7 @@ export async function stealNpdInRounds(
 
 /** Round 1: the same seeded draw a random budget of that size takes (so it shares its answers). */
 async function firstSlice(run: Run, size: number, where: Map<string, number>): Promise<number[]> {
-  const d = run.config.data;
-  const sub = await loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], { size: d.imageSize, maxImages: size, seed: run.config.seed, log: () => undefined });
+  const sub = await npdOfRun(run, run.config.data.npdSource, size, () => undefined);
   const subHashes = imageHashes(sub.images, sub.n, sub.height * sub.width * 3);
   const out = subHashes.map((h) => where.get(h)!).filter((i) => i !== undefined);
   if (out.length !== size) throw new Error(`query selection: the first slice found ${out.length} of ${size} images among the candidates`);

@@ -46,16 +46,20 @@ export function curveTestLabel(data: Pick<ExperimentConfig['data'], 'curveTestIm
   return n == null || (testImages != null && n >= testImages) ? 'test' : `test (${n}-image subset)`;
 }
 
-/** The NPD images of a run (decoded once, then read from the uint8 cache). */
-export async function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
-  const d = run.config.data;
-  // The config keeps the source as plain JSON; loadNpd validates the kind and names what it expects.
-  return loadNpd(d.npdSource as Parameters<typeof loadNpd>[0], {
-    size: d.imageSize,
-    maxImages: d.npdImages ?? undefined,
-    seed: run.config.seed,
-    log,
-  });
+/** A source of the config as loadNpd takes it (loadNpd validates the kind and names what it expects). */
+type SourceJson = ExperimentConfig['data']['npdSource'];
+
+/**
+ * Images of an NPD source at the run's image size: the seeded subset of `maxImages` (prefix-stable: a larger
+ * one holds a smaller one) or all of them; decoded once, then read from the uint8 cache.
+ */
+export function npdOfRun(run: Run, source: SourceJson, maxImages: number | undefined, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
+  return loadNpd(source as Parameters<typeof loadNpd>[0], { size: run.config.data.imageSize, maxImages, seed: run.config.seed, log });
+}
+
+/** The NPD images a run queries (data.npdImages of data.npdSource). */
+export function npdForRun(run: Run, log?: (s: string) => void): Promise<ImageSet & { summary: LoadSummary }> {
+  return npdOfRun(run, run.config.data.npdSource, run.config.data.npdImages ?? undefined, log);
 }
 
 /**
@@ -67,9 +71,17 @@ export async function pdForRun(run: Run): Promise<ImageSet> {
   return discardLabels(subsetImages(train, run.config.data.pdImages, run.config.seed + 1));
 }
 
-/** A source of the config as loadNpd takes it (loadNpd validates the kind and names what it expects). */
-type SourceJson = ExperimentConfig['data']['npdSource'];
-const asSource = (s: SourceJson) => s as Parameters<typeof loadNpd>[0];
+/**
+ * The pool's held-out slice as loaded (before images paid for are dropped: unqueriedPool does that), or
+ * undefined when the run has no pool.
+ */
+export async function poolHeldOutForRun(run: Run, log?: (s: string) => void): Promise<ImageSet | undefined> {
+  const p = run.config.data.pool;
+  if (!p) return undefined;
+  if (!Array.isArray(p.sources) || p.sources.length === 0) throw new Error('data.pool.sources: expected at least one NPD source, e.g. [{ "kind": "tiny-imagenet-rest20k" }] (or set data.pool to null)');
+  if (!Number.isInteger(p.heldOutImages) || p.heldOutImages < 1) throw new Error(`data.pool.heldOutImages: expected an integer >= 1, got ${JSON.stringify(p.heldOutImages)}`);
+  return npdOfRun(run, p.sources[0], p.heldOutImages, log);
+}
 
 /**
  * The run's unqueried pool (config data.pool; undefined when it has none): what the attacker holds
@@ -80,11 +92,9 @@ const asSource = (s: SourceJson) => s as Parameters<typeof loadNpd>[0];
 export async function poolForRun(run: Run, queriedHashes: ReadonlySet<string>, log?: (s: string) => void): Promise<PoolSplit | undefined> {
   const d = run.config.data;
   const p = d.pool;
-  if (!p) return undefined;
-  if (!Array.isArray(p.sources) || p.sources.length === 0) throw new Error('data.pool.sources: expected at least one NPD source, e.g. [{ "kind": "tiny-imagenet-rest20k" }] (or set data.pool to null)');
-  if (!Number.isInteger(p.heldOutImages) || p.heldOutImages < 1) throw new Error(`data.pool.heldOutImages: expected an integer >= 1, got ${JSON.stringify(p.heldOutImages)}`);
-  const load = (source: SourceJson, maxImages: number | undefined) => loadNpd(asSource(source), { size: d.imageSize, maxImages, seed: run.config.seed, log });
-  const heldOut = await load(p.sources[0], p.heldOutImages);
+  const heldOut = await poolHeldOutForRun(run, log);
+  if (!p || !heldOut) return undefined;
+  const load = (source: SourceJson, maxImages: number | undefined) => npdOfRun(run, source, maxImages, log);
   const extra = [];
   let have = 0;
   for (const [i, source] of p.sources.entries()) {

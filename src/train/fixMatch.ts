@@ -4,6 +4,7 @@ import { batchTensor, range } from '../preprocess';
 import { ImageSet } from '../types';
 import { AugmentationConfig, augmentBatch } from './augment';
 import { strongAugment } from './randAugment';
+import { shuffledIndices } from './sampler';
 
 /**
  * Semi-supervised copycat training with FixMatch (Sohn et al., "FixMatch: Simplifying Semi-Supervised
@@ -71,13 +72,7 @@ export class UnlabeledStream {
   /** Draws this epoch's order; its own stream, so the labeled batches stay what they were. */
   startEpoch(epoch: number): seedrandom.PRNG {
     const rng = seedrandom(`${this.seed}/unlabeled/${epoch}`);
-    const p = new Int32Array(this.size);
-    for (let i = 0; i < p.length; i++) p[i] = i;
-    for (let i = p.length - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      const t = p[i]; p[i] = p[j]; p[j] = t;
-    }
-    this.order = p;
+    this.order = shuffledIndices(this.size, rng);
     return rng;
   }
 
