@@ -147,6 +147,23 @@ async function officialArchive(a: OfficialArchive, label: string, opts: ResolveO
     `Put ${a.file} (md5 ${a.md5}) in $COPYCAT_MIRROR_DIR or ${path.dirname(dest)}, or use { kind: 'zip' | 'folder', path }.`);
 }
 
+/** A part of Tiny ImageNet: its checked mirror zip, else the entries `accept` takes of the official archive. */
+async function tinyImagenetPart(
+  mirrorZip: { file: string; bytes: number; sha256: string }, accept: RegExp, mirrorLabel: string, officialLabel: string,
+  opts: ResolveOptions & { cacheDir: string },
+): Promise<ResolvedSource> {
+  const takes = (n: string) => accept.test(n);
+  const mirror = opts.mirrorDir ?? mirrorDir();
+  const m = mirror ? path.join(mirror, mirrorZip.file) : undefined;
+  if (m && fs.existsSync(m)) {
+    const problem = await verifiedOnce(m, mirrorZip, opts.cacheDir);
+    if (!problem) return { kind: 'zip', path: m, label: `${mirrorLabel} (mirror ${m})`, accept: takes };
+    (opts.log ?? console.log)(`${mirrorLabel} mirror ${problem}; ignoring it`);
+  }
+  const file = await officialArchive(TINY_IMAGENET, 'Tiny ImageNet', opts, opts.cacheDir);
+  return { kind: 'zip', path: file, label: `${officialLabel} (${file})`, accept: takes };
+}
+
 /** Finds (or downloads) the files behind a source. Official archives are checksum-verified. */
 export async function resolveNpdSource(source: NpdSource, opts: ResolveOptions & { cacheDir: string }): Promise<ResolvedSource> {
   const s = validateNpdSource(source);
@@ -155,31 +172,10 @@ export async function resolveNpdSource(source: NpdSource, opts: ResolveOptions &
       return { kind: 'folder', path: path.resolve(s.path), label: `folder ${s.path}` };
     case 'zip':
       return { kind: 'zip', path: path.resolve(s.path), label: `zip ${s.path}` };
-    case 'tiny-imagenet': {
-      const accept = (n: string) => TINY_IMAGENET.accept.test(n);
-      const mirror = opts.mirrorDir ?? mirrorDir();
-      const m = mirror ? path.join(mirror, TINY_IMAGENET_MIRROR.file) : undefined;
-      if (m && fs.existsSync(m)) {
-        const problem = await verifiedOnce(m, TINY_IMAGENET_MIRROR, opts.cacheDir);
-        if (!problem) return { kind: 'zip', path: m, label: `Tiny ImageNet train (mirror ${m})`, accept };
-        (opts.log ?? console.log)(`Tiny ImageNet mirror ${problem}; ignoring it`);
-      }
-      const file = await officialArchive(TINY_IMAGENET, 'Tiny ImageNet', opts, opts.cacheDir);
-      return { kind: 'zip', path: file, label: `Tiny ImageNet train (${file})`, accept };
-    }
-    case 'tiny-imagenet-rest20k': {
-      const rest = TINY_IMAGENET_REST20K_MIRROR;
-      const accept = (n: string) => rest.accept.test(n);
-      const mirror = opts.mirrorDir ?? mirrorDir();
-      const m = mirror ? path.join(mirror, rest.file) : undefined;
-      if (m && fs.existsSync(m)) {
-        const problem = await verifiedOnce(m, rest, opts.cacheDir);
-        if (!problem) return { kind: 'zip', path: m, label: `Tiny ImageNet train, rest 20k (mirror ${m})`, accept };
-        (opts.log ?? console.log)(`Tiny ImageNet rest-20k mirror ${problem}; ignoring it`);
-      }
-      const file = await officialArchive(TINY_IMAGENET, 'Tiny ImageNet', opts, opts.cacheDir);
-      return { kind: 'zip', path: file, label: `Tiny ImageNet train, images 400-499 per class (${file})`, accept };
-    }
+    case 'tiny-imagenet':
+      return tinyImagenetPart(TINY_IMAGENET_MIRROR, TINY_IMAGENET.accept, 'Tiny ImageNet train', 'Tiny ImageNet train', opts);
+    case 'tiny-imagenet-rest20k':
+      return tinyImagenetPart(TINY_IMAGENET_REST20K_MIRROR, TINY_IMAGENET_REST20K_MIRROR.accept, 'Tiny ImageNet train, rest 20k', 'Tiny ImageNet train, images 400-499 per class', opts);
     case 'coco-train2014':
     case 'coco-val2017': {
       const a = s.kind === 'coco-train2014' ? COCO_TRAIN2014 : COCO_VAL2017;

@@ -136,6 +136,23 @@ const archiveFix = (a: OfficialArchive, ctx: Ctx) =>
   `place the official ${a.file} (${mb(a.bytes)}, md5 ${a.md5}, from ${a.url}) in ${path.join(ctx.dataDir, 'downloads')}/ or in ${mirrorNote(ctx)}`;
 const ownImagesFix = `or use your own images: COPYCAT_OVERRIDES='{"data":{"npdSource":{"kind":"zip","path":"/abs/images.zip"}}}' (or kind "folder")`;
 
+/** A part of Tiny ImageNet: its mirror zip, else the official archive (mirror, downloads/, URL) it is taken from. */
+async function checkTinyImagenetPart(
+  mirror: { file: string; bytes: number; sha256: string }, source: string, what: string, lastFix: string, neededBy: string, ctx: Ctx, tried: string[],
+): Promise<SourceCheck> {
+  const m = ctx.mirrorDir ? path.join(ctx.mirrorDir, mirror.file) : undefined;
+  const extra = m ? [{ where: m, problem: () => fileProblem(m, mirror.bytes) }] : [];
+  const via = await checkArchive(TINY_IMAGENET, ctx, tried, extra);
+  return {
+    source, neededBy, ok: !!via, via, tried,
+    fixes: via ? [] : [
+      `place ${mirror.file} (${mb(mirror.bytes)}, sha256 ${mirror.sha256}: ${what}) in ${mirrorNote(ctx)}`,
+      `or ${archiveFix(TINY_IMAGENET, ctx)}`,
+      lastFix,
+    ],
+  };
+}
+
 const QUERIED_NPD = '02_npd_labeling (the NPD images the attacker queries the oracle with)';
 const POOL_NPD = '03_copycat (data.pool: NPD images never queried, to learn from without labels and to measure agreement on unseen images)';
 
@@ -159,33 +176,11 @@ async function checkNpd(source: unknown, ctx: Ctx, neededBy = QUERIED_NPD): Prom
         fixes: problem ? [`place the ${s.kind === 'zip' ? 'zip file' : 'image folder'} at ${p} (relative paths resolve from ${ctx.cwd}; an absolute path is safer)`] : [],
       };
     }
-    case 'tiny-imagenet': {
-      const m = ctx.mirrorDir ? path.join(ctx.mirrorDir, TINY_IMAGENET_MIRROR.file) : undefined;
-      const extra = m ? [{ where: m, problem: () => fileProblem(m, TINY_IMAGENET_MIRROR.bytes) }] : [];
-      const via = await checkArchive(TINY_IMAGENET, ctx, tried, extra);
-      return {
-        source: 'NPD images (Tiny ImageNet train)', neededBy, ok: !!via, via, tried,
-        fixes: via ? [] : [
-          `place ${TINY_IMAGENET_MIRROR.file} (${mb(TINY_IMAGENET_MIRROR.bytes)}, sha256 ${TINY_IMAGENET_MIRROR.sha256}: the project's 80k-image mirror) in ${mirrorNote(ctx)}`,
-          `or ${archiveFix(TINY_IMAGENET, ctx)}`,
-          ownImagesFix,
-        ],
-      };
-    }
-    case 'tiny-imagenet-rest20k': {
-      const rest = TINY_IMAGENET_REST20K_MIRROR;
-      const m = ctx.mirrorDir ? path.join(ctx.mirrorDir, rest.file) : undefined;
-      const extra = m ? [{ where: m, problem: () => fileProblem(m, rest.bytes) }] : [];
-      const via = await checkArchive(TINY_IMAGENET, ctx, tried, extra);
-      return {
-        source: 'unqueried NPD pool (Tiny ImageNet train, rest 20k)', neededBy, ok: !!via, via, tried,
-        fixes: via ? [] : [
-          `place ${rest.file} (${mb(rest.bytes)}, sha256 ${rest.sha256}: the 20k images not in the 80k mirror) in ${mirrorNote(ctx)}`,
-          `or ${archiveFix(TINY_IMAGENET, ctx)}`,
-          'or run without the pool: COPYCAT_OVERRIDES=\'{"data":{"pool":null}}\'',
-        ],
-      };
-    }
+    case 'tiny-imagenet':
+      return checkTinyImagenetPart(TINY_IMAGENET_MIRROR, 'NPD images (Tiny ImageNet train)', "the project's 80k-image mirror", ownImagesFix, neededBy, ctx, tried);
+    case 'tiny-imagenet-rest20k':
+      return checkTinyImagenetPart(TINY_IMAGENET_REST20K_MIRROR, 'unqueried NPD pool (Tiny ImageNet train, rest 20k)', 'the 20k images not in the 80k mirror',
+        'or run without the pool: COPYCAT_OVERRIDES=\'{"data":{"pool":null}}\'', neededBy, ctx, tried);
     case 'coco-train2014':
     case 'coco-val2017': {
       const a = s.kind === 'coco-train2014' ? COCO_TRAIN2014 : COCO_VAL2017;
