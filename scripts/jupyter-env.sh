@@ -5,6 +5,7 @@
 #
 #   bash scripts/jupyter-env.sh                 # set up (idempotent) and print the environment
 #   bash scripts/jupyter-env.sh CMD [ARGS...]   # set up, then exec CMD inside that environment
+#   bash scripts/jupyter-env.sh pip-install PKG # set up, then add PKG (e.g. torch) from the same index
 #
 # Overrides: COPYCAT_VENV (venv folder), COPYCAT_PYTHON (python used to create it),
 # COPYCAT_PIP_INDEX_URL (package index for pip), COPYCAT_JUPYTER_DIR (kernelspec/data/runtime prefix).
@@ -128,7 +129,13 @@ if [ ! -f "$notif" ]; then
   echo '{ "fetchNews": "false", "checkForUpdates": false }' > "$notif"
 fi
 
-if [ $# -eq 0 ]; then
+if [ "${1:-}" = "pip-install" ]; then
+  # Extra packages for the project's venv (e.g. torch for npm run bench:vs-pytorch), through the same
+  # index choice as the venv itself, so pip does not spend minutes retrying an unreachable pypi.org.
+  shift
+  # shellcheck disable=SC2046 # word splitting of the index arguments is intended
+  exec "$VENV/bin/python" -m pip install --disable-pip-version-check $(pip_index_args) "$@"
+elif [ $# -eq 0 ]; then
   echo "JUPYTER_PATH=$JUPYTER_PATH"
   echo "JUPYTER_DATA_DIR=$JUPYTER_DATA_DIR"
   echo "JUPYTER_RUNTIME_DIR=$JUPYTER_RUNTIME_DIR"
