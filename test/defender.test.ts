@@ -10,7 +10,7 @@ import { encodePng } from '../src/oracle/decode';
 import { LocalOracle } from '../src/oracle/local';
 import { startOracleServer } from '../src/oracle/server';
 import { randomImages, tinyModel } from './oracleFixtures';
-import { makeFingerprint, naturalFingerprint, rocAuc, scoreSuspect } from '../src/defender/ownership';
+import { conferrableFingerprint, makeFingerprint, naturalFingerprint, rocAuc, scoreSuspect } from '../src/defender/ownership';
 import { train } from '../src/train';
 import { argmaxRows, predictProbabilities } from '../src/preprocess';
 import { tiny, tinySet } from './trainFixtures';
@@ -166,5 +166,41 @@ describe('ownership verification with labels only (src/defender/ownership.ts)', 
     assert.equal(rocAuc(copies, independent), 1, `copies ${copies} vs independent models ${independent}`);
     const nat = await naturalFingerprint(oracle, randomImages(50, 8, 'own-fp'));
     assert.deepEqual(Array.from(nat.oracleLabels), Array.from(nat.cleanLabels));
+  });
+
+  it('conferrable fingerprints: the oracle and the owner\'s surrogate give the target, the owner\'s reference does not, and copies follow more than independent models', async () => {
+    await tf.setBackend('cpu');
+    const cfg = { epochs: 6, batchSize: 16, learningRate: 0.05, schedule: { kind: 'constant' as const }, seed: 1, augmentation: { crop: false, flip: false } };
+    const oracle = tiny(1);
+    await train(oracle, tinySet(96, 8, 8, 3, 'cae-oracle'), cfg, { log: false });
+    const npd = randomImages(256, 8, 'cae-npd');
+    const stolen = { ...npd, labels: argmaxRows(await predictProbabilities(oracle, npd), 3) };
+    const copyOf = async (s: number) => { const m = tiny(s); await train(m, stolen, { ...cfg, seed: s }, { log: false }); return m; };
+    const independentOf = async (s: number) => { const m = tiny(s + 50); await train(m, tinySet(96, 8, 8, 3, `cae-indep-${s}`), { ...cfg, seed: s }, { log: false }); return m; };
+    const surrogate = await copyOf(21);
+    const reference = await independentOf(21);
+    const base = tinySet(400, 8, 8, 3, 'cae-base');
+    const tensors = tf.memory().numTensors;
+    const fp = await conferrableFingerprint(oracle, base, { n: 15, epsilon: 48, steps: 10, surrogates: [surrogate], references: [reference], seed: 3 });
+    assert.equal(tf.memory().numTensors, tensors, 'conferrableFingerprint leaked tensors');
+    assert.equal(fp.images.n, 15);
+    const labels = async (m: tf.LayersModel) => argmaxRows(await predictProbabilities(m, fp.images), 3);
+    assert.deepEqual(Array.from(await labels(oracle)), Array.from(fp.oracleLabels), 'the oracle gives every target');
+    assert.deepEqual(Array.from(await labels(surrogate)), Array.from(fp.oracleLabels), 'so does the surrogate copy');
+    assert.ok((await labels(reference)).every((l, i) => l !== fp.oracleLabels[i]), 'the reference gives none');
+    assert.ok(fp.oracleLabels.every((l, i) => l !== fp.cleanLabels[i]), 'targets differ from the clean answer');
+    const copies: number[] = [];
+    const independent: number[] = [];
+    for (const s of [11, 12]) {
+      const copy = await copyOf(s);
+      const indep = await independentOf(s);
+      copies.push((await scoreSuspect(copy, fp)).score);
+      independent.push((await scoreSuspect(new LocalOracle(indep), fp)).score);
+      copy.dispose();
+    }
+    assert.equal(rocAuc(copies, independent), 1, `copies ${copies} vs independent models ${independent}`);
+    await assert.rejects(conferrableFingerprint(oracle, base, { n: 30, surrogates: [], references: [reference] }), /needs at least one surrogate copy and one reference model/);
+    await assert.rejects(conferrableFingerprint(oracle, tinySet(8, 8, 8, 3, 'cae-few'), { n: 30, epsilon: 48, surrogates: [surrogate], references: [reference] }), /only \d+ of 30 images became conferrable within epsilon 48\/255/);
+    [oracle, surrogate, reference].forEach((m) => m.dispose());
   });
 });

@@ -50,19 +50,30 @@ describe('experiment command', function () {
     assert.ok(fs.existsSync(path.join(dir, 'experiments', 'detection', 'results.json')));
   });
 
-  it('verify: scores the run\'s copycats and independent models on a fingerprint, with an AUC per query count', async () => {
+  it('verify: scores the run\'s copycats and independent models on each fingerprint, with an AUC per query count; the owner\'s models are kept', async () => {
     const dir = tmpDir('exp-verify');
-    const env = { COPYCAT_OVERRIDES: JSON.stringify(tinyOverrides(await npdFolder(96, 'verify-npd'))) };
+    const env = { COPYCAT_OVERRIDES: JSON.stringify(tinyOverrides(await npdFolder(96, 'verify-npd'), 1, { dir: await npdFolder(40, 'verify-pool'), heldOutImages: 8 })) };
     assert.equal(experiment(['pipeline', '--profile', 'smoke', '--run-dir', dir, '--sets', 'NPD-SL'], env).code, 0);
-    const r = experiment(['verify', '--profile', 'smoke', '--run-dir', dir, '--negatives', 'resnet-small:2', '--negative-epochs', '1', '--queries', '10,20'], env);
+    const args = ['verify', '--profile', 'smoke', '--run-dir', dir, '--negatives', 'resnet-small:2', '--references', 'resnet-small:21', '--surrogates', '31', '--negative-epochs', '1', '--queries', '10,20'];
+    const clash = experiment([...args.slice(0, 7), '--references', 'resnet-small:2'], env);
+    assert.equal(clash.code, 1);
+    assert.match(clash.out, /resnet-small seed 2 is both a reference \(--references\) and a negative/);
+    const r = experiment(args, env);
     assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /owner's surrogate copy \(seed 31\)/);
     const models = r.out.split('\n').filter((l) => l.startsWith('{"experiment":"verify"')).map((l) => JSON.parse(l));
-    assert.deepEqual(models.map((m) => m.kind), ['copy', 'independent']);
+    assert.deepEqual(models.map((m) => m.kind), ['copy', 'independent'], 'the owner\'s reference and surrogate are not scored');
     assert.deepEqual(Object.keys(models[0].scores.adversarial), ['10', '20']);
+    assert.ok(models[0].scores.conferrable['10'] !== undefined, JSON.stringify(models[0].scores));
     const auc = JSON.parse(r.out.split('\n').find((l) => l.startsWith('{"experiment":"verify-auc"'))!);
     assert.ok([0, 0.5, 1].includes(auc.auc.adversarial['20']), JSON.stringify(auc));
-    const again = experiment(['verify', '--profile', 'smoke', '--run-dir', dir, '--negatives', 'resnet-small:2', '--negative-epochs', '1', '--queries', '10,20'], env);
-    assert.doesNotMatch(again.out, /training an independent/, 'the independent model is kept and reused');
+    assert.ok([0, 0.5, 1].includes(auc.auc.conferrable['10']), JSON.stringify(auc));
+    assert.deepEqual(auc.owner.references.map((m: { name: string }) => m.name), ['resnet-small seed 21']);
+    // The pool's training images: the 40 extra ones less the 8 held out (all 96 NPD images were bought).
+    assert.equal(auc.owner.surrogates[0].images, 32);
+    const again = experiment(args, env);
+    assert.equal(again.code, 0, again.out);
+    assert.doesNotMatch(again.out, /training an independent|surrogate copy \(seed/, 'the independent, reference and surrogate models are kept and reused');
   });
 
   it('budget: the curve\'s points are keyed variants at equal steps; a rerun reuses them', async () => {

@@ -170,27 +170,39 @@ export const EXPERIMENTS: Experiment[] = [
   },
   {
     name: 'verify',
-    usage: 'verify --profile full [--negatives resnet-9:2,vgg-small-bn:4] [--negative-epochs 8] [--positives M1,M2] [--queries 100,1000]\n' +
+    usage: 'verify --profile full [--negatives resnet-9:2,vgg-small-bn:4] [--references resnet-9:21,vgg-small-bn:22] [--surrogates 31,32]\n' +
+      '      [--negative-epochs 8] [--conferrable-epsilon 16] [--positives M1,M2] [--queries 100,1000]\n' +
       '      07: label-only fingerprints tell the run\'s copycats from independently trained CIFAR-10 models? scores and ROC AUC',
-    options: { negatives: { type: 'string' }, 'negative-epochs': { type: 'string' }, positives: { type: 'string' }, queries: { type: 'string' } },
+    options: {
+      negatives: { type: 'string' }, references: { type: 'string' }, surrogates: { type: 'string' }, 'negative-epochs': { type: 'string' },
+      'conferrable-epsilon': { type: 'string' }, positives: { type: 'string' }, queries: { type: 'string' },
+    },
     check(v) {
-      for (const x of v.negatives ? list(v.negatives) : []) {
-        const [a, s] = x.split(':');
-        if (!(a in ARCHITECTURES) || !/^\d+$/.test(s ?? '')) throw new Error(`verify: --negatives takes architecture:seed pairs (architectures: ${Object.keys(ARCHITECTURES).join(', ')}), got '${x}'`);
+      for (const flag of ['negatives', 'references'] as const) {
+        for (const x of v[flag] ? list(v[flag] as string) : []) {
+          const [a, s] = x.split(':');
+          if (!(a in ARCHITECTURES) || !/^\d+$/.test(s ?? '')) throw new Error(`verify: --${flag} takes architecture:seed pairs (architectures: ${Object.keys(ARCHITECTURES).join(', ')}), got '${x}'`);
+        }
       }
+      if (v.surrogates && list(v.surrogates).some((q) => !/^\d+$/.test(q))) throw new Error(`verify: --surrogates takes comma-separated seeds, got '${v.surrogates}'`);
+      if (v['conferrable-epsilon'] !== undefined && !/^[1-9]\d*$/.test(String(v['conferrable-epsilon']))) throw new Error(`verify: --conferrable-epsilon must be a whole number of pixel levels >= 1, got '${v['conferrable-epsilon']}'`);
       if (v['negative-epochs'] !== undefined && !/^[1-9]\d*$/.test(String(v['negative-epochs']))) throw new Error(`verify: --negative-epochs must be a whole number >= 1, got '${v['negative-epochs']}'`);
       if (v.queries && list(v.queries).some((q) => !/^[1-9]\d*$/.test(q))) throw new Error(`verify: --queries must be comma-separated whole numbers, got '${v.queries}'`);
     },
     async run({ run, values }) {
+      const pairs = (x: unknown) => list(x).map((p) => ({ architecture: p.split(':')[0] as ArchitectureName, seed: Number(p.split(':')[1]) }));
       const r = await ownershipVerification(run, {
-        negatives: values.negatives ? list(values.negatives).map((x) => ({ architecture: x.split(':')[0] as ArchitectureName, seed: Number(x.split(':')[1]) })) : undefined,
+        negatives: values.negatives ? pairs(values.negatives) : undefined,
+        references: values.references ? pairs(values.references) : undefined,
+        surrogateSeeds: values.surrogates ? list(values.surrogates).map(Number) : undefined,
+        conferrableEpsilon: values['conferrable-epsilon'] === undefined ? undefined : Number(values['conferrable-epsilon']),
         negativeEpochs: values['negative-epochs'] === undefined ? undefined : Number(values['negative-epochs']),
         positives: values.positives ? list(values.positives) : undefined,
         queryCounts: values.queries ? list(values.queries).map(Number) : undefined,
       });
       writeJson(run.path('experiments', 'verify', 'results.json'), { ...r, createdAt: new Date().toISOString() });
       for (const m of r.models) print({ experiment: 'verify', name: m.name, kind: m.kind, accuracy: m.accuracy, scores: m.scores });
-      print({ experiment: 'verify-auc', fingerprints: r.fingerprints, auc: r.auc, backend: r.backend });
+      print({ experiment: 'verify-auc', fingerprints: r.fingerprints, owner: r.owner, auc: r.auc, backend: r.backend });
     },
   },
   {

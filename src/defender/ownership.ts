@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
 import { pickImages } from '../data/split';
 import type { Oracle } from '../oracle/types';
 import { argmaxRows, CIFAR10_MEAN, CIFAR10_STD, predictProbabilities } from '../preprocess';
@@ -95,6 +96,104 @@ export async function makeFingerprint(oracle: tf.LayersModel, base: ImageSet, o:
   return {
     images: { images, n: kept.length, height: h, width: w },
     oracleLabels: Uint8Array.from(kept, (e) => e.adv), cleanLabels: Uint8Array.from(kept, (e) => e.clean),
+    epsilon: o.epsilon ?? 8, steps,
+  };
+}
+
+export interface ConferrableOptions extends FingerprintOptions {
+  /** The owner's own copies of its oracle (made as an attacker would), which a stolen copy should resemble. */
+  surrogates: tf.LayersModel[];
+  /** Models the owner trained independently on the task, which an innocent suspect should resemble. */
+  references: tf.LayersModel[];
+  /** Seeds the target classes. */
+  seed?: number;
+  /** Fewest images to accept when the base images run out before `n` (default `n`: an error). */
+  minimum?: number;
+}
+
+/** Mean cross-entropy of `model` towards the one-hot targets `y` on normalised inputs. */
+function crossEntropyTo(model: tf.LayersModel, x: tf.Tensor4D, y: tf.Tensor2D): tf.Scalar {
+  const p = model.apply(x, { training: false }) as tf.Tensor2D;
+  return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(p, 1e-7, 1))), 1))) as tf.Scalar;
+}
+
+/** Mean of log(1 - p_target): large when the model does NOT give the target class. */
+function logNotTarget(model: tf.LayersModel, x: tf.Tensor4D, y: tf.Tensor2D): tf.Scalar {
+  const p = model.apply(x, { training: false }) as tf.Tensor2D;
+  return tf.mean(tf.log(tf.clipByValue(tf.sub(1, tf.sum(tf.mul(y, p), 1)), 1e-7, 1))) as tf.Scalar;
+}
+
+/**
+ * Conferrable adversarial examples (Lukas, Zhang and Kerschbaum, "Deep Neural Network Fingerprinting by
+ * Conferrable Adversarial Examples", ICLR 2021): targeted examples that the oracle and the owner's own
+ * surrogate copies give the target class and that the owner's independently trained reference models do
+ * not. Plain adversarial examples transfer to any model of the task (measured here: a copy and an independent
+ * model follow the oracle on about the same share), so they cannot tell the two apart; conferrable ones are
+ * chosen to transfer to copies only. PGD (L-infinity `epsilon`, `steps`) minimises the cross-entropy to a
+ * seeded random target for the oracle and the surrogates and maximises log(1 - p_target) for the references;
+ * an image is kept only when all of that holds on its uint8 rounding. Like Lukas et al., this needs the
+ * owner to train a few models itself; the suspect is then asked one label per fingerprint image.
+ */
+export async function conferrableFingerprint(oracle: tf.LayersModel, base: ImageSet, o: ConferrableOptions): Promise<Fingerprint> {
+  if (!o.surrogates.length || !o.references.length) throw new Error('conferrableFingerprint: needs at least one surrogate copy and one reference model');
+  const eps = (o.epsilon ?? 8) / 255;
+  const steps = o.steps ?? 20;
+  const stepSize = (2.5 * eps) / steps;
+  const bs = o.batchSize ?? 128;
+  const { height: h, width: w } = base;
+  const px = h * w * 3;
+  const k = oracle.outputs[0].shape[1] as number;
+  const rng = seedrandom(`conferrable/${o.seed ?? 53}`);
+  const labelsOf = async (m: tf.LayersModel, set: ImageSet) => argmaxRows(await predictProbabilities(m, set), k);
+  const kept: { px: Uint8Array; target: number; clean: number }[] = [];
+  for (let start = 0; start < base.n && kept.length < o.n; start += bs) {
+    const count = Math.min(bs, base.n - start);
+    const clean = pickImages(base, Array.from({ length: count }, (_, i) => start + i));
+    const cleanLabels = await labelsOf(oracle, clean);
+    // A random class other than the clean answer: the less natural the target, the less an independent model follows.
+    const targets = Uint8Array.from(cleanLabels, (c) => (c + 1 + Math.floor(rng() * (k - 1))) % k);
+    const x0 = tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(clean.images), [count, h, w, 3]), 255) as tf.Tensor4D);
+    const y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(targets), 'int32'), k).toFloat() as tf.Tensor2D);
+    const objective = (xi: tf.Tensor) => {
+      const xn = normalise(xi as tf.Tensor4D);
+      let loss = crossEntropyTo(oracle, xn, y);
+      for (const s of o.surrogates) loss = tf.add(loss, tf.div(crossEntropyTo(s, xn, y), o.surrogates.length)) as tf.Scalar;
+      for (const r of o.references) loss = tf.sub(loss, tf.div(logNotTarget(r, xn, y), o.references.length)) as tf.Scalar;
+      return loss;
+    };
+    const grad = tf.grad(objective);
+    let x = x0.clone();
+    try {
+      for (let s = 0; s < steps; s++) {
+        // Descend: towards the target for oracle and surrogates, away from it for the references.
+        const next = tf.tidy(() => {
+          const moved = tf.sub(x, tf.mul(tf.sign(grad(x)), stepSize));
+          return tf.clipByValue(tf.minimum(tf.maximum(moved, tf.sub(x0, eps)), tf.add(x0, eps)), 0, 1) as tf.Tensor4D;
+        });
+        x.dispose();
+        x = next;
+      }
+      const rounded = tf.tidy(() => tf.round(tf.mul(x, 255)));
+      const adv: ImageSet = { images: Uint8Array.from(await rounded.data()), n: count, height: h, width: w };
+      rounded.dispose();
+      const ok = new Array<boolean>(count).fill(true);
+      const mark = (labels: Uint8Array, wantTarget: boolean) => labels.forEach((l, i) => { if ((l === targets[i]) !== wantTarget) ok[i] = false; });
+      mark(await labelsOf(oracle, adv), true);
+      for (const s of o.surrogates) mark(await labelsOf(s, adv), true);
+      for (const r of o.references) mark(await labelsOf(r, adv), false);
+      for (let i = 0; i < count && kept.length < o.n; i++) {
+        if (ok[i]) kept.push({ px: adv.images.slice(i * px, (i + 1) * px), target: targets[i], clean: cleanLabels[i] });
+      }
+    } finally {
+      [x0, y, x].forEach((t) => t.dispose());
+    }
+  }
+  if (kept.length < (o.minimum ?? o.n)) throw new Error(`conferrableFingerprint: only ${kept.length} of ${o.n} images became conferrable within epsilon ${o.epsilon ?? 8}/255 (oracle and surrogates on the target, no reference); give more base images or a larger epsilon`);
+  const images = new Uint8Array(kept.length * px);
+  kept.forEach((e, i) => images.set(e.px, i * px));
+  return {
+    images: { images, n: kept.length, height: h, width: w },
+    oracleLabels: Uint8Array.from(kept, (e) => e.target), cleanLabels: Uint8Array.from(kept, (e) => e.clean),
     epsilon: o.epsilon ?? 8, steps,
   };
 }

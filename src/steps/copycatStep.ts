@@ -162,7 +162,7 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
  * Every image the run's stolen sets sent to the oracle (by content): none of them may enter the pool,
  * whichever copycat asks, so the pool's held-out slice is the same for all three.
  */
-function queriedHashes(run: Run): Set<string> {
+export function queriedHashes(run: Run): Set<string> {
   const out = new Set<string>();
   for (const name of ['NPD-SL', 'PD-SL'] as const) {
     const v = stolenVariant(run, name);
