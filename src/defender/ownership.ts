@@ -91,12 +91,18 @@ export async function makeFingerprint(oracle: tf.LayersModel, base: ImageSet, o:
     }
   }
   if (kept.length < o.n) throw new Error(`makeFingerprint: only ${kept.length} of ${o.n} images changed the oracle's answer within epsilon ${o.epsilon ?? 8}/255; give more base images or a larger epsilon`);
+  return fingerprintOf(kept.map((e) => ({ px: e.px, label: e.adv, clean: e.clean })), h, w, o.epsilon ?? 8, steps);
+}
+
+/** The kept images, each with the oracle's answer and its clean image's, as one Fingerprint. */
+function fingerprintOf(kept: { px: Uint8Array; label: number; clean: number }[], h: number, w: number, epsilon: number, steps: number): Fingerprint {
+  const px = h * w * 3;
   const images = new Uint8Array(kept.length * px);
   kept.forEach((e, i) => images.set(e.px, i * px));
   return {
     images: { images, n: kept.length, height: h, width: w },
-    oracleLabels: Uint8Array.from(kept, (e) => e.adv), cleanLabels: Uint8Array.from(kept, (e) => e.clean),
-    epsilon: o.epsilon ?? 8, steps,
+    oracleLabels: Uint8Array.from(kept, (e) => e.label), cleanLabels: Uint8Array.from(kept, (e) => e.clean),
+    epsilon, steps,
   };
 }
 
@@ -145,7 +151,7 @@ export async function conferrableFingerprint(oracle: tf.LayersModel, base: Image
   const k = oracle.outputs[0].shape[1] as number;
   const rng = seedrandom(`conferrable/${o.seed ?? 53}`);
   const labelsOf = async (m: tf.LayersModel, set: ImageSet) => argmaxRows(await predictProbabilities(m, set), k);
-  const kept: { px: Uint8Array; target: number; clean: number }[] = [];
+  const kept: { px: Uint8Array; label: number; clean: number }[] = [];
   for (let start = 0; start < base.n && kept.length < o.n; start += bs) {
     const count = Math.min(bs, base.n - start);
     const clean = pickImages(base, Array.from({ length: count }, (_, i) => start + i));
@@ -182,20 +188,14 @@ export async function conferrableFingerprint(oracle: tf.LayersModel, base: Image
       for (const s of o.surrogates) mark(await labelsOf(s, adv), true);
       for (const r of o.references) mark(await labelsOf(r, adv), false);
       for (let i = 0; i < count && kept.length < o.n; i++) {
-        if (ok[i]) kept.push({ px: adv.images.slice(i * px, (i + 1) * px), target: targets[i], clean: cleanLabels[i] });
+        if (ok[i]) kept.push({ px: adv.images.slice(i * px, (i + 1) * px), label: targets[i], clean: cleanLabels[i] });
       }
     } finally {
       [x0, y, x].forEach((t) => t.dispose());
     }
   }
   if (kept.length < (o.minimum ?? o.n)) throw new Error(`conferrableFingerprint: only ${kept.length} of ${o.n} images became conferrable within epsilon ${o.epsilon ?? 8}/255 (oracle and surrogates on the target, no reference); give more base images or a larger epsilon`);
-  const images = new Uint8Array(kept.length * px);
-  kept.forEach((e, i) => images.set(e.px, i * px));
-  return {
-    images: { images, n: kept.length, height: h, width: w },
-    oracleLabels: Uint8Array.from(kept, (e) => e.target), cleanLabels: Uint8Array.from(kept, (e) => e.clean),
-    epsilon: o.epsilon ?? 8, steps,
-  };
+  return fingerprintOf(kept, h, w, o.epsilon ?? 8, steps);
 }
 
 /**
