@@ -40,20 +40,19 @@ function normalise(x01: tf.Tensor4D): tf.Tensor4D {
   return tf.div(tf.sub(x01, CIFAR10_MEAN), CIFAR10_STD) as tf.Tensor4D;
 }
 
-/** Untargeted PGD on one batch; returns uint8 pixels of the adversarial images. */
-async function pgdBatch(model: tf.LayersModel, pixels: Uint8Array, n: number, h: number, w: number, labels: Uint8Array, eps: number, steps: number): Promise<Uint8Array> {
-  const k = model.outputs[0].shape[1] as number;
+/**
+ * Projected sign-gradient steps (PGD) from `pixels` within the L-infinity ball of `eps` (on the 0..1 scale),
+ * step 2.5 * eps / steps, ascending `lossOf` (direction 1) or descending it (-1); returns the uint8 rounding.
+ */
+async function pgdSteps(pixels: Uint8Array, n: number, h: number, w: number, eps: number, steps: number, direction: 1 | -1, lossOf: (x01: tf.Tensor4D) => tf.Scalar): Promise<Uint8Array> {
   const step = (2.5 * eps) / steps;
   const x0 = tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(pixels), [n, h, w, 3]), 255) as tf.Tensor4D);
-  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(labels), 'int32'), k).toFloat());
-  let x = x0.clone();
-  const lossOf = (xi: tf.Tensor4D) => tf.losses.softmaxCrossEntropy(y, tf.log(tf.clipByValue(model.apply(normalise(xi), { training: false }) as tf.Tensor2D, 1e-7, 1))) as tf.Scalar;
   const grad = tf.grad((xi: tf.Tensor) => lossOf(xi as tf.Tensor4D));
+  let x = x0.clone();
   try {
     for (let s = 0; s < steps; s++) {
       const next = tf.tidy(() => {
-        const g = grad(x);
-        const moved = tf.add(x, tf.mul(tf.sign(g), step));
+        const moved = direction === 1 ? tf.add(x, tf.mul(tf.sign(grad(x)), step)) : tf.sub(x, tf.mul(tf.sign(grad(x)), step));
         return tf.clipByValue(tf.minimum(tf.maximum(moved, tf.sub(x0, eps)), tf.add(x0, eps)), 0, 1) as tf.Tensor4D;
       });
       x.dispose();
@@ -64,7 +63,18 @@ async function pgdBatch(model: tf.LayersModel, pixels: Uint8Array, n: number, h:
     out.dispose();
     return Uint8Array.from(data);
   } finally {
-    [x0, y, x].forEach((t) => t.dispose());
+    [x0, x].forEach((t) => t.dispose());
+  }
+}
+
+/** Untargeted PGD on one batch: away from the oracle's clean answers; returns uint8 pixels. */
+async function pgdBatch(model: tf.LayersModel, pixels: Uint8Array, n: number, h: number, w: number, labels: Uint8Array, eps: number, steps: number): Promise<Uint8Array> {
+  const k = model.outputs[0].shape[1] as number;
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(labels), 'int32'), k).toFloat());
+  try {
+    return await pgdSteps(pixels, n, h, w, eps, steps, 1, (xi) => tf.losses.softmaxCrossEntropy(y, tf.log(tf.clipByValue(model.apply(normalise(xi), { training: false }) as tf.Tensor2D, 1e-7, 1))) as tf.Scalar);
+  } finally {
+    y.dispose();
   }
 }
 
@@ -144,7 +154,6 @@ export async function conferrableFingerprint(oracle: tf.LayersModel, base: Image
   if (!o.surrogates.length || !o.references.length) throw new Error('conferrableFingerprint: needs at least one surrogate copy and one reference model');
   const eps = (o.epsilon ?? 8) / 255;
   const steps = o.steps ?? 20;
-  const stepSize = (2.5 * eps) / steps;
   const bs = o.batchSize ?? 128;
   const { height: h, width: w } = base;
   const px = h * w * 3;
@@ -158,30 +167,17 @@ export async function conferrableFingerprint(oracle: tf.LayersModel, base: Image
     const cleanLabels = await labelsOf(oracle, clean);
     // A random class other than the clean answer: the less natural the target, the less an independent model follows.
     const targets = Uint8Array.from(cleanLabels, (c) => (c + 1 + Math.floor(rng() * (k - 1))) % k);
-    const x0 = tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(clean.images), [count, h, w, 3]), 255) as tf.Tensor4D);
     const y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(targets), 'int32'), k).toFloat() as tf.Tensor2D);
-    const objective = (xi: tf.Tensor) => {
-      const xn = normalise(xi as tf.Tensor4D);
+    // Descend: towards the target for oracle and surrogates, away from it for the references.
+    const objective = (xi: tf.Tensor4D) => {
+      const xn = normalise(xi);
       let loss = crossEntropyTo(oracle, xn, y);
       for (const s of o.surrogates) loss = tf.add(loss, tf.div(crossEntropyTo(s, xn, y), o.surrogates.length)) as tf.Scalar;
       for (const r of o.references) loss = tf.sub(loss, tf.div(logNotTarget(r, xn, y), o.references.length)) as tf.Scalar;
       return loss;
     };
-    const grad = tf.grad(objective);
-    let x = x0.clone();
     try {
-      for (let s = 0; s < steps; s++) {
-        // Descend: towards the target for oracle and surrogates, away from it for the references.
-        const next = tf.tidy(() => {
-          const moved = tf.sub(x, tf.mul(tf.sign(grad(x)), stepSize));
-          return tf.clipByValue(tf.minimum(tf.maximum(moved, tf.sub(x0, eps)), tf.add(x0, eps)), 0, 1) as tf.Tensor4D;
-        });
-        x.dispose();
-        x = next;
-      }
-      const rounded = tf.tidy(() => tf.round(tf.mul(x, 255)));
-      const adv: ImageSet = { images: Uint8Array.from(await rounded.data()), n: count, height: h, width: w };
-      rounded.dispose();
+      const adv: ImageSet = { images: await pgdSteps(clean.images, count, h, w, eps, steps, -1, objective), n: count, height: h, width: w };
       const ok = new Array<boolean>(count).fill(true);
       const mark = (labels: Uint8Array, wantTarget: boolean) => labels.forEach((l, i) => { if ((l === targets[i]) !== wantTarget) ok[i] = false; });
       mark(await labelsOf(oracle, adv), true);
@@ -191,7 +187,7 @@ export async function conferrableFingerprint(oracle: tf.LayersModel, base: Image
         if (ok[i]) kept.push({ px: adv.images.slice(i * px, (i + 1) * px), label: targets[i], clean: cleanLabels[i] });
       }
     } finally {
-      [x0, y, x].forEach((t) => t.dispose());
+      y.dispose();
     }
   }
   if (kept.length < (o.minimum ?? o.n)) throw new Error(`conferrableFingerprint: only ${kept.length} of ${o.n} images became conferrable within epsilon ${o.epsilon ?? 8}/255 (oracle and surrogates on the target, no reference); give more base images or a larger epsilon`);
