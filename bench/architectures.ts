@@ -12,6 +12,7 @@ import { formatBackendReport, initBackend, parseBackendChoice } from '../src/pla
 import { ArchitectureName, createModel, listArchitectures, modelSummary } from '../src/models';
 import { predictProbabilities } from '../src/preprocess';
 import { train } from '../src/train';
+import { syntheticSet } from './args';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -30,10 +31,7 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(n) && n > 0 && Number.isInteger(batchSize) && batchSize > 0)) throw new Error('--images and --batch must be positive integers');
   const report = await initBackend({ prefer: parseBackendChoice(values.backend!, '--backend') });
   console.error(formatBackendReport(report));
-  const images = new Uint8Array(n * 32 * 32 * 3);
-  for (let i = 0; i < images.length; i++) images[i] = (Math.imul(i, 2654435761) >>> 24) & 255;
-  const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
-  const set = { images, labels, n, height: 32, width: 32 };
+  const set = syntheticSet(n);
   for (const arch of archs) {
     const model = createModel(arch, { seed: 1 });
     const r = await train(model, set, { epochs: 2, batchSize, optimizer: 'sgd', learningRate: 0.01, momentum: 0.9, augmentation: { crop: true, flip: true, pad: 4 } }, { log: false });

@@ -21,7 +21,7 @@ import { formatBackendReport, initBackend, parseBackendChoice } from '../src/pla
 import { ArchitectureName, createModel, listArchitectures } from '../src/models';
 import { predictProbabilities } from '../src/preprocess';
 import { train } from '../src/train';
-import { median, positiveInt } from './args';
+import { median, positiveInt, syntheticSet } from './args';
 
 /** Batch per net as in the issue's table: vgg-small was measured at 64, the ResNet-9 family at 128. */
 const DEFAULT_BATCH: Partial<Record<ArchitectureName, number>> = { 'vgg-small': 64 };
@@ -50,12 +50,8 @@ export function findTorch(python: string): TorchSide {
 }
 
 /** One round of the kit's side: the second of two epochs (the first builds kernels and optimizer slots). */
-async function kitRound(arch: ArchitectureName, n: number, batchSize: number): Promise<Speed> {
-  const images = new Uint8Array(n * 32 * 32 * 3);
-  // The same pixels as bench/torch_nets.py (content does not matter for speed, only that both see the same).
-  for (let i = 0; i < images.length; i++) images[i] = (Math.imul(i, 2654435761) >>> 24) & 255;
-  const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
-  const set = { images, labels, n, height: 32, width: 32 };
+async function kitRound(arch: ArchitectureName, set: ReturnType<typeof syntheticSet>, batchSize: number): Promise<Speed> {
+  const n = set.n;
   const model = createModel(arch, { seed: 1 });
   try {
     const r = await train(model, set, {
@@ -139,6 +135,7 @@ async function main(): Promise<void> {
   const report = await initBackend({ prefer: parseBackendChoice(values.backend!, '--backend') });
   console.error(formatBackendReport(report));
   if (side.skipped) console.log(`bench:vs-pytorch: PyTorch side skipped: ${side.skipped}`);
+  const set = syntheticSet(n);
   let torchVersion: string | null = null;
   let pythonVersion: string | null = null;
 
@@ -151,7 +148,7 @@ async function main(): Promise<void> {
       const sides = r % 2 === 0 ? ['kit', 'torch'] : ['torch', 'kit'];
       for (const s of sides) {
         if (s === 'kit') {
-          kit.push(await kitRound(arch, n, batch));
+          kit.push(await kitRound(arch, set, batch));
           console.error(`round ${r + 1}/${rounds} ${arch} kit: train ${kit[kit.length - 1].trainImgPerSec.toFixed(0)} img/s, infer ${kit[kit.length - 1].inferImgPerSec.toFixed(0)} img/s`);
         } else if (!side.skipped) {
           const t = torchRound(side.python, arch, n, batch, threads);
