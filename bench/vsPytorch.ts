@@ -17,8 +17,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import * as tf from '@tensorflow/tfjs';
 import { formatBackendReport, initBackend, parseBackendChoice } from '../src/platform/backend';
 import { ArchitectureName, createModel, listArchitectures } from '../src/models';
+import { foldBatchNorm } from '../src/models/fold';
 import { predictProbabilities } from '../src/preprocess';
 import { train } from '../src/train';
 import { median, positiveInt, syntheticSet } from './args';
@@ -28,7 +30,12 @@ const DEFAULT_BATCH: Partial<Record<ArchitectureName, number>> = { 'vgg-small': 
 /** Nets bench/torch_nets.py builds too. */
 export const TORCH_NETS: ArchitectureName[] = ['vgg-small', 'resnet-9', 'resnet-9w32', 'resnet-9w64'];
 
-export interface Speed { trainImgPerSec: number; inferImgPerSec: number }
+export interface Speed {
+  trainImgPerSec: number;
+  inferImgPerSec: number;
+  /** The kit only: inference with batch norm folded into the convolutions, as LocalOracle answers queries. */
+  inferFoldedImgPerSec?: number;
+}
 
 export interface TorchSide {
   python: string;
@@ -53,18 +60,28 @@ export function findTorch(python: string): TorchSide {
 async function kitRound(arch: ArchitectureName, set: ReturnType<typeof syntheticSet>, batchSize: number): Promise<Speed> {
   const n = set.n;
   const model = createModel(arch, { seed: 1 });
+  let folded: tf.LayersModel | undefined;
   try {
     const r = await train(model, set, {
       epochs: 2, batchSize, optimizer: 'sgd', learningRate: 0.01, momentum: 0.9, weightDecay: 5e-4,
       schedule: { kind: 'constant' }, augmentation: { crop: true, flip: true, pad: 4 },
     }, { log: false });
-    // One untimed batch first, as on PyTorch's side: inference mode builds its own kernels on the first call.
-    await predictProbabilities(model, { ...set, n: Math.min(256, n) }, 256);
-    const t0 = performance.now();
-    await predictProbabilities(model, set, 256);
-    return { trainImgPerSec: r.history[1].imagesPerSecond, inferImgPerSec: n / ((performance.now() - t0) / 1000) };
+    // Inference twice: the trained model as evaluation scores it, and its batch-norm-folded copy as the
+    // oracle answers queries (src/oracle/local.ts). One untimed batch first for each, as on PyTorch's side:
+    // inference mode builds its own kernels on the first call.
+    const timed = async (m: typeof model) => {
+      await predictProbabilities(m, { ...set, n: Math.min(256, n) }, 256);
+      const t0 = performance.now();
+      await predictProbabilities(m, set, 256);
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const inferImgPerSec = await timed(model);
+    folded = (await foldBatchNorm(model)) ?? undefined;
+    const inferFoldedImgPerSec = folded ? await timed(folded) : inferImgPerSec;
+    return { trainImgPerSec: r.history[1].imagesPerSecond, inferImgPerSec, inferFoldedImgPerSec };
   } finally {
     model.dispose();
+    folded?.dispose();
   }
 }
 
@@ -84,11 +101,13 @@ export interface NetRecord {
   arch: ArchitectureName;
   batch: number;
   rounds: number;
-  kit: { train: number[]; infer: number[] };
+  kit: { train: number[]; infer: number[]; inferFolded: number[] };
   pytorch: { train: number[]; infer: number[] } | null;
   /** Median kit img/s over median PyTorch img/s; null without PyTorch. */
   trainRatio: number | null;
   inferRatio: number | null;
+  /** The kit's folded inference (the oracle's path) over PyTorch's eval-mode inference. */
+  inferFoldedRatio: number | null;
 }
 
 /** The per-net record from its rounds: medians are compared, the ranges show the spread. */
@@ -97,13 +116,15 @@ export function summarise(arch: ArchitectureName, batch: number, kit: Speed[], t
   const ratio = (k: number[], t: number[]) => +(median(k) / median(t)).toFixed(2);
   const kitTrain = kit.map((s) => r1(s.trainImgPerSec));
   const kitInfer = kit.map((s) => r1(s.inferImgPerSec));
+  const kitFolded = kit.map((s) => r1(s.inferFoldedImgPerSec ?? s.inferImgPerSec));
   const pt = torch && { train: torch.map((s) => r1(s.trainImgPerSec)), infer: torch.map((s) => r1(s.inferImgPerSec)) };
   return {
     bench: 'vs-pytorch', arch, batch, rounds: kit.length,
-    kit: { train: kitTrain, infer: kitInfer },
+    kit: { train: kitTrain, infer: kitInfer, inferFolded: kitFolded },
     pytorch: pt,
     trainRatio: pt ? ratio(kitTrain, pt.train) : null,
     inferRatio: pt ? ratio(kitInfer, pt.infer) : null,
+    inferFoldedRatio: pt ? ratio(kitFolded, pt.infer) : null,
   };
 }
 
@@ -149,7 +170,7 @@ async function main(): Promise<void> {
       for (const s of sides) {
         if (s === 'kit') {
           kit.push(await kitRound(arch, set, batch));
-          console.error(`round ${r + 1}/${rounds} ${arch} kit: train ${kit[kit.length - 1].trainImgPerSec.toFixed(0)} img/s, infer ${kit[kit.length - 1].inferImgPerSec.toFixed(0)} img/s`);
+          console.error(`round ${r + 1}/${rounds} ${arch} kit: train ${kit[kit.length - 1].trainImgPerSec.toFixed(0)} img/s, infer ${kit[kit.length - 1].inferImgPerSec.toFixed(0)} img/s (folded ${kit[kit.length - 1].inferFoldedImgPerSec?.toFixed(0)})`);
         } else if (!side.skipped) {
           const t = torchRound(side.python, arch, n, batch, threads);
           torchVersion = t.torch;

@@ -30,7 +30,11 @@ describe('bench:vs-pytorch', function () {
       [{ trainImgPerSec: 800, inferImgPerSec: 6000 }, { trainImgPerSec: 1000, inferImgPerSec: 6000 }, { trainImgPerSec: 100, inferImgPerSec: 6200 }]);
     assert.equal(rec.trainRatio, 1.25); // 1000 / 800
     assert.equal(rec.inferRatio, 0.5); // 3000 / 6000
+    assert.equal(rec.inferFoldedRatio, 0.5); // no folded figure given: the unfolded one stands in
     assert.deepEqual(rec.kit.train, [1000, 200, 1100]);
+    const folded = summarise('resnet-9', 128, [{ trainImgPerSec: 1, inferImgPerSec: 3000, inferFoldedImgPerSec: 4500 }], [{ trainImgPerSec: 1, inferImgPerSec: 3000 }]);
+    assert.equal(folded.inferRatio, 1);
+    assert.equal(folded.inferFoldedRatio, 1.5);
     const alone = summarise('vgg-small', 64, [{ trainImgPerSec: 10, inferImgPerSec: 20 }], null);
     assert.equal(alone.pytorch, null);
     assert.equal(alone.trainRatio, null);
@@ -47,7 +51,7 @@ describe('bench:vs-pytorch', function () {
     assert.equal(rec.arch, 'vgg-small');
     assert.equal(rec.batch, 64);
     assert.equal(rec.pytorch, null);
-    assert.ok(rec.kit.train[0] > 0 && rec.kit.infer[0] > 0, JSON.stringify(rec.kit));
+    assert.ok(rec.kit.train[0] > 0 && rec.kit.infer[0] > 0 && rec.kit.inferFolded[0] > 0, JSON.stringify(rec.kit));
     assert.ok(rec.versions.libtensorflow === null || /^\d+\.\d+/.test(rec.versions.libtensorflow));
   });
 

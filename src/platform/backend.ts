@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { cpuHasAmxBf16 } from './cpu';
 import { installNativeFusedConv } from './nativeFusedConv';
+import { installNativeBatchNorm } from './nativeBatchNorm';
 import { installNativeGradients } from './nativeGradients';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -342,6 +343,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     if (fpmath === 'bf16') report.label += cpuHasAmxBf16() ? ', bf16 math' : ', bf16 math requested (this CPU has no AMX bf16 units: oneDNN keeps float32 products)';
     installNativeGradients();
     installNativeFusedConv();
+    installNativeBatchNorm();
   }
   lastReport = report;
   if (report.backend === 'cpu' && !opts.quiet) showPureJsBanner(report);
