@@ -4,12 +4,12 @@ import * as tf from '@tensorflow/tfjs';
  * Inference-mode batch norm on the native backend as one multiply and one add per activation map.
  *
  * Why: tfjs-node runs tf.batchNorm (the FusedBatchNorm kernel) as TensorFlow's FusedBatchNorm op with
- * is_training=false, which on this CPU build is an unvectorised Eigen loop: profiling an unfolded resnet-9
- * at batch 256 (2-core AMD EPYC) put its 8 batch norms at 234 ms against 68 ms for its 8 convolutions. With
+ * is_training=false, which on this CPU build is slow: profiling unfolded resnet-9 models at batch 256
+ * (2-core AMD EPYC) put their 8 batch norms at 254-299 ms against 57-86 ms for their 8 convolutions. With
  * the per-channel scale s = gamma / sqrt(var + eps) and shift t = beta - mean * s computed on the
- * [C] vectors first, y = x * s + t is two broadcast elementwise ops that TensorFlow vectorises: 34 ms against
- * 89 ms on [256,32,32,16], 17 against 58 on [256,16,16,64] (scripts measured in docs/experiments.md,
- * 2026-12-07). Same maths up to float rounding (~1e-6). This is every unfolded inference: a training
+ * [C] vectors first, y = x * s + t is two broadcast elementwise ops that TensorFlow vectorises: 45-57 ms
+ * (`bench:inference --unfolded`; record bench/results/inference-bn-2026-12-07.jsonl, docs/backends.md).
+ * Same maths up to float rounding (~1e-6). This is every unfolded inference: a training
  * model's FastBatchNorm (FixMatch's pseudo-labels every step, evaluation), and loaded models, whose batch
  * norms are the stock Keras layer. Training-mode batch norm does not use this kernel (FastBatchNorm runs
  * TensorFlow's fused training op), and the gradient of tf.batchNorm is tfjs-core's, defined on the inputs,
