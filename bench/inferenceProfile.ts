@@ -35,15 +35,15 @@ async function main(): Promise<void> {
   const repeats = Number(values.repeats);
   console.error(formatBackendReport(await initBackend()));
   const model = await loadModel(values['model-dir']);
-  const folded = values.unfolded ? model : (await foldBatchNorm(model)) ?? model;
+  const net = values.unfolded ? model : (await foldBatchNorm(model)) ?? model;
   const [, h, w] = model.inputs[0].shape as number[];
   const sizes = [...new Set([batch, 2 * batch, 4 * batch])];
   const n = Math.max(...sizes);
   // Inference cost does not depend on pixel values; a fixed pattern keeps runs comparable.
   const set = { images: Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * 2654435761) % 251), height: h, width: w, n };
   const x = batchTensor(set, range(0, batch));
-  for (let i = 0; i < 3; i++) tf.tidy(() => (folded.predict(x) as tf.Tensor).dataSync());
-  const prof = await tf.profile(() => tf.tidy(() => (folded.predict(x) as tf.Tensor).dataSync()));
+  for (let i = 0; i < 3; i++) tf.tidy(() => (net.predict(x) as tf.Tensor).dataSync());
+  const prof = await tf.profile(() => tf.tidy(() => (net.predict(x) as tf.Tensor).dataSync()));
   const byKernel = new Map<string, number>();
   for (const k of prof.kernels) {
     const ms = (await (k.kernelTimeMs as unknown as Promise<number | { error: string }>));
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   for (const bs of sizes) {
     const xb = batchTensor(set, range(0, bs));
     const t = process.hrtime.bigint();
-    for (let r = 0; r < repeats; r++) tf.tidy(() => (folded.predict(xb) as tf.Tensor).dataSync());
+    for (let r = 0; r < repeats; r++) tf.tidy(() => (net.predict(xb) as tf.Tensor).dataSync());
     throughput[`batch${bs}`] = +((repeats * bs) / (Number(process.hrtime.bigint() - t) / 1e9)).toFixed(1);
     xb.dispose();
   }
@@ -62,14 +62,14 @@ async function main(): Promise<void> {
   let score: { accuracy: number; predictionsSha256: string; imagesPerSecond: number } | null = null;
   if (values.score) {
     const { test } = await loadCifar10();
-    const e = await evaluateModel(folded, test, batch);
+    const e = await evaluateModel(net, test, batch);
     score = { accuracy: e.metrics.accuracy, predictionsSha256: sha256(e.predictions), imagesPerSecond: +(test.n / e.seconds).toFixed(1) };
   }
   console.log(JSON.stringify({
-    bench: 'inference', model: values['model-dir'], folded: folded !== model, fusedConv: nativeFusedConvActive(), fastBatchNorm: nativeBatchNormActive(),
+    bench: 'inference', model: values['model-dir'], folded: net !== model, fusedConv: nativeFusedConvActive(), fastBatchNorm: nativeBatchNormActive(),
     batch, kernelsMs, imagesPerSecond: throughput, score,
   }));
-  if (folded !== model) folded.dispose();
+  if (net !== model) net.dispose();
   model.dispose();
 }
 

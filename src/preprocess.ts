@@ -51,8 +51,8 @@ export async function predictProbabilities(
   let numClasses = 0;
   for (let start = 0; start < set.n; start += batchSize) {
     const count = Math.min(batchSize, set.n - start);
-    // The whole batch in one pass: predict() otherwise cuts it into 32-image slices and concatenates them,
-    // which ran a resnet-9 at batch 256 ~1.5x slower on the 2-core CPU (docs/backends.md).
+    // The whole batch in one pass: predict() otherwise cuts it into 32-image slices and concatenates them
+    // (docs/backends.md, "Whole batches").
     const probs = tf.tidy(() => model.predict(batchTensor(set, range(start, count)), { batchSize: count }) as tf.Tensor2D);
     const data = (await probs.data()) as Float32Array;
     if (!out) {
