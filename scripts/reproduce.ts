@@ -151,11 +151,20 @@ async function main(): Promise<void> {
   if (!fs.existsSync(resultsFile)) fail(p, '04', `the notebooks ran but ${resultsFile} is missing`, 1);
   const table = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as ResultsTable;
   // The whole pipeline's wall time is only known here, so the table is rewritten with it.
-  if (from === '00') table.wallSeconds = wallSeconds;
+  if (from === '00') {
+    table.wallSeconds = wallSeconds;
+    table.stages = stageSeconds(runDir);
+  }
   writeResults(runDir, table);
   console.log(resultsMarkdown(table));
   console.log(`[reproduce] done in ${(wallSeconds / 60).toFixed(1)} min: ${runDir}/results.md`);
   console.log(`[reproduce] open it in JupyterLab (executed notebooks in ${path.join(runDir, 'notebooks')}): npm run lab -- --run ${quote(runDir)}`);
+}
+
+/** Seconds per notebook of this reproduction, from the runner's status file (the stages of results.json). */
+function stageSeconds(runDir: string): { name: string; seconds: number }[] {
+  const s = JSON.parse(fs.readFileSync(path.join(runDir, STATUS_FILE), 'utf8')) as { notebooks?: { name: string; state: string; seconds?: number }[] };
+  return (s.notebooks ?? []).filter((n) => n.state === 'ok' && typeof n.seconds === 'number').map((n) => ({ name: n.name, seconds: n.seconds as number }));
 }
 
 main().catch((e: Error) => {

@@ -61,6 +61,8 @@ export interface ResultsTable {
   backend: string;
   createdAt: string;
   wallSeconds?: number;
+  /** Wall time of each stage (notebook) of a headless reproduction, in order; written by `npm run reproduce`. */
+  stages?: { name: string; seconds: number }[];
   rows: ResultRow[];
   cited: CitedRow[];
 }
@@ -79,6 +81,7 @@ export function resultsMarkdown(t: ResultsTable): string {
     '',
     `Backend: ${t.backend}. Created ${t.createdAt}${t.wallSeconds != null ? `; wall time ${(t.wallSeconds / 60).toFixed(1)} min` : ''}.`,
     `Test set: CIFAR-10 test (${t.rows[0]?.testImages ?? 0} images).`,
+    ...(t.stages?.length ? [`Stages: ${t.stages.map((s) => `${s.name} ${(s.seconds / 60).toFixed(1)} min`).join(', ')}.`] : []),
     '',
     head,
     sep,

@@ -2,12 +2,14 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { deepMerge, PROFILES, resolveConfig } from '../src/config';
+import { copycatTrain, copycatTrainShadows, deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/data/subset';
 import { curveTestLabel, curveTestSet } from '../src/steps/inputs';
 import { ImageSet } from '../src/types';
+import { pointConfig } from '../src/experiments/budgetMethods';
+import { copycatVariant, oracleVariant } from '../src/steps/variants';
 
 describe('experiment config', () => {
   afterEach(() => delete process.env.COPYCAT_OVERRIDES);
@@ -29,6 +31,42 @@ describe('experiment config', () => {
 
   it('rejects an unknown profile by name', () => {
     assert.throws(() => resolveConfig('huge'), /unknown profile 'huge'.*smoke, quick, full/);
+  });
+
+  it('gives each copycat set its recipe: copycat.trainBySet merged deeply over copycat.train', () => {
+    const c = resolveConfig('smoke', { copycat: { train: { epochs: 6, augmentation: { crop: true, flip: true, pad: 4 } }, trainBySet: { 'NPD+PD-SL': { epochs: 3, augmentation: { probability: 0.5 } } } } });
+    assert.equal(copycatTrain(c, 'NPD-SL'), c.copycat.train, 'a set without an entry trains copycat.train itself');
+    const both = copycatTrain(c, 'NPD+PD-SL');
+    assert.equal(both.epochs, 3);
+    assert.deepEqual(both.augmentation, { crop: true, flip: true, pad: 4, probability: 0.5 });
+    assert.equal(both.learningRate, c.copycat.train.learningRate);
+    assert.deepEqual(copycatTrainShadows(c, 'NPD+PD-SL'), ['epochs: 6 -> 3', 'augmentation: {"crop":true,"flip":true,"pad":4} -> {"probability":0.5}']);
+    assert.deepEqual(copycatTrainShadows(c, 'PD-SL'), []);
+  });
+
+  it('the full profile trains its three copies to fit the hour: fewer epochs on the larger sets', () => {
+    const f = PROFILES.full;
+    const images = { 'NPD-SL': 80_000, 'PD-SL': 50_000, 'NPD+PD-SL': 130_000 } as const;
+    const seen = f.copycat.sets.map((s) => copycatTrain(f, s).epochs! * images[s]);
+    assert.ok(seen[2] <= seen[0], 'NPD+PD-SL sees no more images than NPD-SL');
+    assert.ok(f.copycat.sets.every((s) => copycatTrain(f, s).augmentation?.probability === 0.5));
+  });
+
+  it('full-v1 is the recipe of the archived full-2 run: every step and budget point of it has its key', () => {
+    const archive = path.join(__dirname, '..', 'data', 'reference', 'full-2');
+    const run = openRun({ profile: 'full-v1', dir: fs.mkdtempSync(path.join(os.tmpdir(), 'run-')) });
+    const has = (step: string, key: string) => fs.existsSync(path.join(archive, step, key, 'step.json'));
+    assert.ok(has('oracle', oracleVariant(run).key));
+    for (const set of ['NPD-SL', 'PD-SL', 'NPD+PD-SL']) assert.ok(has(`copycats/${set.replace('+', '_')}`, copycatVariant(run, set).key), set);
+    // The budget points at equal steps (12 epochs x 625 batches), their changes now in copycat.trainBySet.
+    const o = { strategy: 'entropy' as const, rounds: 4, roundEpochs: 4, steps: 7500 };
+    for (const [budget, method] of [[10000, 'random'], [20000, 'random'], [20000, 'semi'], [79987, 'semi']] as const) {
+      const point = { ...run, config: pointConfig(run.config, budget, method, o, 79987) };
+      assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method}`);
+    }
+    // The hour-long full profile trains other copies (and oracle) than the archive holds.
+    const now = openRun({ profile: 'full', dir: run.dir });
+    assert.ok(!has('oracle', oracleVariant(now).key));
   });
 
   it('replaces arrays instead of merging them', () => {

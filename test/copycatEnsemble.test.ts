@@ -207,7 +207,7 @@ describe('query budgets', () => {
     assert.deepEqual([1000, 20000, 40000, 79987].map((b) => epochsFor(b, 79987, 2)), [8, 8, 4, 2]);
     assert.equal(epochsFor(79987, 79987, 12), 12);
     const run = openRun({ profile: 'full', dir: tmpDir('budget-run') });
-    // full: 12 epochs with 2 of warm-up, so a 2-epoch copy warms up for a third of an epoch.
-    assert.deepEqual(copycatTrainFor(run, 2), { epochs: 2, schedule: { kind: 'cosine', warmupEpochs: 2 / 6 } });
+    // full: 8 epochs with 1 of warm-up, so a 2-epoch copy warms up for a quarter of an epoch.
+    assert.deepEqual(copycatTrainFor(run, 2), { epochs: 2, schedule: { kind: 'cosine', warmupEpochs: 1 / 4 } });
   });
 });

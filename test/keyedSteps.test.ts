@@ -97,4 +97,22 @@ describe('keyed steps: change a parameter, re-run, compare', function () {
     assert.equal(listVariants(run2).filter((r) => r.step === 'copycat').length, 1);
     assert.ok(fs.existsSync(oracleVariant(run2).result), 'the oracle in use is kept');
   });
+  it('a per-set recipe (copycat.trainBySet) retrains only that set, says what it replaces, keeps the other keys', async () => {
+    const plain = tinyOverrides(npd, 2);
+    const runPlain = openRun({ profile: 'smoke', dir, overrides: plain });
+    const npdKey = copycatVariant(runPlain, 'NPD-SL').key;
+    const pdKeyPlain = copycatVariant(runPlain, 'PD-SL').key;
+    const run = openRun({ profile: 'smoke', dir, overrides: { ...plain, copycat: { ...plain.copycat, trainBySet: { 'PD-SL': { epochs: 1 } } } } });
+    assert.equal(copycatVariant(run, 'NPD-SL').key, npdKey, 'a set without an entry keeps its key');
+    assert.notEqual(copycatVariant(run, 'PD-SL').key, pdKeyPlain);
+    const npdCopy = await trainCopycat(run, 'NPD-SL', hooks);
+    const pd = await trainCopycat(run, 'PD-SL', hooks);
+    const said = taken();
+    assert.match(said, /copycat NPD-SL: reused/);
+    assert.match(said, /copycat PD-SL: copycat\.trainBySet\['PD-SL'\] replaces copycat\.train's epochs: 2 -> 1/);
+    assert.deepEqual(npdCopy.history.map((h) => h.epoch), [1, 2]);
+    assert.deepEqual(pd.history.map((h) => h.epoch), [1], 'PD-SL trained its own schedule');
+    assert.throws(() => copycatVariant(openRun({ profile: 'smoke', dir, overrides: { ...plain, copycat: { ...plain.copycat, trainBySet: { 'PD': { epochs: 1 } } } } }), 'PD-SL'),
+      /copycat\.trainBySet: unknown set 'PD', expected one of NPD-SL, PD-SL, NPD\+PD-SL/);
+  });
 });

@@ -22,6 +22,8 @@ describe('results table', () => {
     const citedAt = md.indexOf('NOT computed here');
     assert.ok(citedAt > md.indexOf('Copycat NPD-SL'));
     assert.ok(md.indexOf('Seed replication') > citedAt);
+    assert.doesNotMatch(md, /Stages:/, 'no stage line without stage times');
+    assert.match(resultsMarkdown({ ...table, stages: [{ name: '01_oracle', seconds: 1290 }, { name: '03_copycat', seconds: 1800 }] }), /Stages: 01_oracle 21\.5 min, 03_copycat 30\.0 min\./);
   });
 
   it('quotes CSV cells that contain commas or quotes', () => {

@@ -1,12 +1,12 @@
 import { backendReport } from '../platform/backend';
-import { deepMerge, type ExperimentConfig } from '../config';
+import { copycatTrain, deepMerge, type ExperimentConfig } from '../config';
 import type { SelectionStrategy } from '../querySelection';
 import type { Run } from '../run';
 import { trainCopycat, type CopycatResult } from '../steps/copycatStep';
 import type { StepHooks } from '../steps/inputs';
 import { stealLabels } from '../steps/stealStep';
 import { npdCandidatesForRun } from '../steps/activeStealing';
-import { resolveTrainConfig, type SemiSupervisedConfig } from '../train';
+import { resolveTrainConfig, type SemiSupervisedConfig, type TrainConfig } from '../train';
 import { scaleSchedule } from '../train/schedule';
 
 /**
@@ -78,21 +78,22 @@ export function pointConfig(
   base: ExperimentConfig, budget: number, method: BudgetMethod,
   o: Required<Pick<BudgetCurveOptions, 'strategy' | 'rounds' | 'roundEpochs' | 'steps'>> & Pick<BudgetCurveOptions, 'semi'>, collection: number,
 ): ExperimentConfig {
-  const recipe = resolveTrainConfig(base.copycat.train);
+  const recipe = resolveTrainConfig(copycatTrain(base, 'NPD-SL'));
   const images = Math.min(budget, collection);
   const epochs = epochsForSteps(o.steps, images, recipe.batchSize);
   const active = (method === 'active' || method === 'both') && budget < collection;
   const semi = method === 'semi' || method === 'both';
+  const changes: Partial<TrainConfig> = {
+    ...(epochs !== recipe.epochs ? { epochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, epochs) } : {}),
+    ...(semi ? { semiSupervised: { method: 'fixmatch', ...(o.semi ?? {}) } as TrainConfig['semiSupervised'] } : {}),
+  };
   return deepMerge(base, {
     data: { npdImages: budget >= collection ? base.data.npdImages : budget },
     // Buying everything leaves nothing to choose: 'active' at the full budget is the random set.
     query: active ? { selection: { strategy: o.strategy, rounds: o.rounds, roundEpochs: o.roundEpochs, candidates: base.data.npdImages } } : {},
-    copycat: {
-      train: {
-        ...(epochs !== recipe.epochs ? { epochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, epochs) } : {}),
-        ...(semi ? { semiSupervised: { method: 'fixmatch', ...(o.semi ?? {}) } } : {}),
-      },
-    },
+    // Every point is an NPD-SL copy: its changes go where they win over copycat.train (the NPD-SL entry of
+    // copycat.trainBySet), and its key is the same whichever place the merged recipe came from.
+    copycat: Object.keys(changes).length ? { trainBySet: { 'NPD-SL': changes } } : {},
   });
 }
 
@@ -111,7 +112,7 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
   const collection = run.config.data.npdImages ?? (await npdCandidatesForRun(run, log)).n;
   const budgets = [...new Set((opts.budgets ?? defaultBudgets(collection)).map((b) => Math.min(b, collection)))].sort((a, b) => a - b);
   const methods = opts.methods ?? [...BUDGET_METHODS];
-  const recipe = resolveTrainConfig(run.config.copycat.train);
+  const recipe = resolveTrainConfig(copycatTrain(run.config, 'NPD-SL'));
   const o = {
     strategy: opts.strategy ?? 'entropy', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 4, semi: opts.semi,
     // The profile's recipe on all the attacker's images, whichever budgets this call computes.
@@ -125,7 +126,7 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
     for (const method of methods) {
       const config = pointConfig(run.config, budget, method, o, collection);
       const point: Run = { ...run, config };
-      const epochs = resolveTrainConfig(config.copycat.train).epochs;
+      const epochs = resolveTrainConfig(copycatTrain(config, 'NPD-SL')).epochs;
       log(`budget curve: ${budget} queries, ${method}${config.query.selection ? ` (${o.strategy})` : ''}: ${epochs} epochs, ~${o.steps} steps`);
       const stolen = (await stealLabels(point, { log, sets: ['NPD-SL'], signal: opts.hooks?.signal })).sets['NPD-SL'];
       const r: CopycatResult = await trainCopycat(point, 'NPD-SL', opts.hooks ?? {});

@@ -9,6 +9,7 @@ import { npdForRun } from '../steps/inputs';
 import { oracleModelDir } from '../steps/oracleStep';
 import { pickImages } from '../data/split';
 import { resolveTrainConfig } from '../train';
+import { copycatTrain } from '../config';
 import { CIFAR10_CLASSES } from '../types';
 import { copycatTrainFor, fitBudgets } from './trainLength';
 
@@ -64,7 +65,7 @@ export async function queryBudgetCurve(run: Run, opts: QueryBudgetOptions = {}):
   if (requested.some((b) => b > npd.n)) log(`query budget: this run has ${npd.n} NPD images; budgets above that use all ${npd.n}`);
   const modes = opts.modes ?? ['label', 'probabilities'];
   const largest = Math.max(...budgets);
-  const baseEpochs = opts.epochs ?? resolveTrainConfig(run.config.copycat.train).epochs;
+  const baseEpochs = opts.epochs ?? resolveTrainConfig(copycatTrain(run.config, 'NPD-SL')).epochs;
   const dir = run.path('experiments', 'query_budget');
   fs.mkdirSync(dir, { recursive: true });
   const pointsFile = `${dir}/points.jsonl`;

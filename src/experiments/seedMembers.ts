@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { assertTrainingBackend, backendReport, FpMath, processFpMath } from '../platform/backend';
-import type { CopycatSetName } from '../config';
+import { copycatTrain, CopycatSetName } from '../config';
 import type { CopyScores } from '../metrics';
 import { fileSafeName, pinRecipe, readJson, Run, writeJson } from '../run';
 import { fitCopycat, stolenSetForRun } from '../steps/copycatStep';
@@ -60,7 +60,8 @@ export function parseSeeds(text: string): number[] {
 }
 
 export function memberRecipe(run: Run, set: CopycatSetName, fpmath: FpMath = processFpMath()): MemberRecipe {
-  const { architecture, train } = run.config.copycat;
+  const { architecture } = run.config.copycat;
+  const train = copycatTrain(run.config, set);
   return { set, architecture, train: JSON.parse(JSON.stringify(train)) as Partial<TrainConfig>, ...(fpmath === 'bf16' ? { fpmath } : {}) };
 }
 
@@ -130,7 +131,7 @@ export async function trainSeedMembers(
     const t0 = Date.now();
     stolen ??= await stolenSetForRun(run, set, log);
     const { data, queries } = stolen;
-    const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, seed, hooks: { ...opts.hooks, log } });
+    const fit = await fitCopycat(run, data, dir, { label: `copycat ${set} seed ${seed}`, set, seed, hooks: { ...opts.hooks, log } });
     const result: SeedMemberResult = {
       seed, recipe, modelDir: path.join(dir, 'model'), queries, metrics: fit.metrics, agreement: fit.agreement,
       performanceOverTarget: fit.performanceOverTarget, history: fit.history, trainImagesPerSecond: fit.trainImagesPerSecond,

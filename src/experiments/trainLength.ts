@@ -1,3 +1,4 @@
+import { copycatTrain } from '../config';
 import type { Run } from '../run';
 import { resolveTrainConfig, type TrainConfig } from '../train';
 import { scaleSchedule } from '../train/schedule';
@@ -8,7 +9,7 @@ import { scaleSchedule } from '../train/schedule';
  * their fraction of training).
  */
 export function copycatTrainFor(run: Run, epochs: number): Partial<TrainConfig> {
-  const recipe = resolveTrainConfig(run.config.copycat.train);
+  const recipe = resolveTrainConfig(copycatTrain(run.config, 'NPD-SL'));
   return { epochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, epochs) };
 }
 

@@ -3,6 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { pickImages } from '../data/split';
+import { copycatTrain } from '../config';
 import { createModel } from '../models';
 import { imageHashes } from '../oracle/identity';
 import type { Oracle } from '../oracle/types';
@@ -137,7 +138,7 @@ async function nextSlice(
   const model = createModel(c.architecture, { seed: run.config.seed + 100 + r });
   try {
     if (sel.strategy !== 'random') {
-      await train(model, labels, { ...c.train, seed: run.config.seed + r, epochs: sel.roundEpochs, semiSupervised: null }, {
+      await train(model, labels, { ...copycatTrain(run.config, 'NPD-SL'), seed: run.config.seed + r, epochs: sel.roundEpochs, semiSupervised: null }, {
         checkpointDir: path.join(v.dir, 'rounds', String(r + 1), 'checkpoints'), log,
       });
     }

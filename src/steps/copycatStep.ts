@@ -11,7 +11,7 @@ import { npdCandidatesForRun } from './activeStealing';
 import { concatImageSets, stolenImageSet } from '../stolenLabels';
 import { EpochRecord, train, TrainConfig, TrainOptions } from '../train';
 import { ImageSet } from '../types';
-import type { CopycatSetName } from '../config';
+import { copycatTrain, copycatTrainShadows, CopycatSetName } from '../config';
 import { cifarForRun, curveTestSet, npdForRun, pdForRun, poolForRun, StepHooks, stepLog } from './inputs';
 import { formatPoolSummary, PoolSummary } from '../data/pool';
 import { loadStolenLabels } from '../stolenLabels';
@@ -78,6 +78,8 @@ export async function fitCopycat(
   dir: string,
   opts: {
     label: string; train?: Partial<TrainConfig>; hooks?: StepHooks; teacher?: TrainOptions['teacher']; seed?: number;
+    /** Whose recipe (copycat.trainBySet) to train with; NPD-SL by default, the set the experiments study. */
+    set?: CopycatSetName;
     /** The unqueried pool's training images, for a semi-supervised recipe (TrainConfig.semiSupervised). */
     unlabeled?: ImageSet;
     /** The pool's held-out images with the oracle's labels: the copy is scored on them too. */
@@ -95,7 +97,7 @@ export async function fitCopycat(
   try {
     log(`${opts.label}: ${cfg.architecture} on ${data.n} images with stolen answers`);
     const bar = trainingProgress(opts.label);
-    const result = await train(model, data, { seed, ...cfg.train, ...opts.train }, {
+    const result = await train(model, data, { seed, ...copycatTrain(run.config, opts.set ?? 'NPD-SL'), ...opts.train }, {
       checkpointDir: path.join(dir, 'checkpoints'),
       // Test accuracy per epoch, for the learning curves only (nothing is selected on it).
       val: curveTestSet(run, test),
@@ -136,7 +138,9 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   const t0 = Date.now();
   const { data, queries } = await stolenSetForRun(run, set, log);
   const pool = await poolForRun(run, queriedHashes(run), log);
-  const semi = run.config.copycat.train.semiSupervised != null;
+  const semi = copycatTrain(run.config, set).semiSupervised != null;
+  const shadows = copycatTrainShadows(run.config, set);
+  if (shadows.length) log(`copycat ${set}: copycat.trainBySet['${set}'] replaces copycat.train's ${shadows.join(', ')}`);
   if (pool) log(formatPoolSummary(pool.summary) + (semi ? '' : ' (this recipe does not learn from it: copycat.train.semiSupervised is null)'));
   else if (semi) log(`copycat ${set}: semi-supervised with no unqueried pool (data.pool is null): the unlabeled stream is the stolen set's own images`);
   const heldOutNpd = pool && pool.heldOut.n > 0 ? await heldOutNpdForRun(run, pool.heldOut) : undefined;
@@ -144,7 +148,7 @@ export async function trainCopycat(run: Run, set: CopycatSetName, hooks: StepHoo
   try {
     // The TensorBoard writer takes the epochs first, then the caller's onEpoch (trainingSummaries chains it).
     const fit = await fitCopycat(run, data, v.dir, {
-      label: `copycat ${set}`, hooks: { ...hooks, onEpoch: summaries.onEpoch }, unlabeled: semi ? pool?.train : undefined, heldOutNpd,
+      label: `copycat ${set}`, set, hooks: { ...hooks, onEpoch: summaries.onEpoch }, unlabeled: semi ? pool?.train : undefined, heldOutNpd,
     });
     const out: CopycatResult = {
       set, architecture: run.config.copycat.architecture, trainImages: data.n, queries, ...fit,

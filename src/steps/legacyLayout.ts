@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { FpMath } from '../platform/backend';
-import type { ExperimentConfig } from '../config';
+import { copycatTrain, type CopycatSetName, type ExperimentConfig } from '../config';
 import { normalizeAnswerSpec } from '../oracle/answers';
 import { readJson, Run, STEP_FILE, stolenFile, writeJson } from '../run';
 import { loadStolenLabels, stolenSetSummary } from '../stolenLabels';
@@ -169,7 +169,7 @@ export function adoptLegacyLayout(run: Run, targets: () => LegacyTargets, log: (
     const missing = parts.filter((p) => !adoptedSets.has(p));
     const why = [
       missing.length && `its stolen set ${missing.join(' and ')} was not adopted`,
-      modelMismatch(from, { architecture: c.copycat.architecture, epochs: resolveTrainConfig(c.copycat.train).epochs }),
+      modelMismatch(from, { architecture: c.copycat.architecture, epochs: resolveTrainConfig(copycatTrain(c, set as CopycatSetName)).epochs }),
     ].filter(Boolean).join(', ');
     settle('copycat', set, from, MODEL_PARTS, t.copycat(set, arithmeticOf(from)), why, profile, log);
   }

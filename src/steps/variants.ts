@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FpMath, FPMATH_MODES, processFpMath } from '../platform/backend';
-import { ExperimentConfig, PROFILES, ProfileName } from '../config';
+import { copycatTrain, CopycatSetName, ExperimentConfig, PROFILES, ProfileName } from '../config';
 import { answersFile, formatChanges, keyOf, readJson, Run, settingChanges, StepKind, stepRoot, variantFolders, VariantPaths, variantPaths, writeJson } from '../run';
 import { projectRoot } from '../paths';
 import { loadStolenLabels } from '../stolenLabels';
@@ -60,14 +60,18 @@ const pick = {
       : { oracleTrainImages: c.data.oracleTrainImages, pdImages: c.data.pdImages },
     query: { mode: c.query.mode, pricePer1000: c.query.pricePer1000, ...(set === 'NPD-SL' && selectionActive(c) ? { selection: resolveSelection(c.query.selection) } : {}) },
     // Rounds of active selection train copies of the copycat's recipe to choose with.
-    ...(set === 'NPD-SL' && selectionActive(c) ? { copycat: { architecture: c.copycat.architecture, train: c.copycat.train } } : {}),
+    ...(set === 'NPD-SL' && selectionActive(c) ? { copycat: { architecture: c.copycat.architecture, train: copycatTrain(c, 'NPD-SL') } } : {}),
   }),
-  copycat: (c: ExperimentConfig) => ({
-    seed: c.seed,
-    // The pool is read only by a semi-supervised recipe (it is then trained on); keys of other copies stay as they were.
-    data: { testImages: c.data.testImages, curveTestImages: c.data.curveTestImages, ...(c.copycat.train.semiSupervised ? { pool: c.data.pool ?? null } : {}) },
-    copycat: { architecture: c.copycat.architecture, train: c.copycat.train },
-  }),
+  // The set's own recipe (copycat.trainBySet merged over copycat.train): without a per-set entry the key is as before.
+  copycat: (c: ExperimentConfig, set: CopycatSetName) => {
+    const train = copycatTrain(c, set);
+    return {
+      seed: c.seed,
+      // The pool is read only by a semi-supervised recipe (it is then trained on); keys of other copies stay as they were.
+      data: { testImages: c.data.testImages, curveTestImages: c.data.curveTestImages, ...(train.semiSupervised ? { pool: c.data.pool ?? null } : {}) },
+      copycat: { architecture: c.copycat.architecture, train },
+    };
+  },
 };
 
 /** True when the NPD images to pay for are chosen in rounds (query.selection other than random). */
@@ -139,7 +143,7 @@ function copycatOf(run: Run, set: string, arithmetic: FpMath, exact = false): Va
   return finishedTwin((a) => {
     const upstream: Record<string, string> = { oracle: oracleOf(run, arithmetic).key };
     for (const part of stolenPartsOf(set)) upstream[`stolen ${part}`] = stolenOf(run, part, arithmetic).key;
-    return variant(run, 'copycat', set, pick.copycat(run.config), upstream, a);
+    return variant(run, 'copycat', set, pick.copycat(run.config, set as CopycatSetName), upstream, a);
   }, arithmetic, exact);
 }
 
@@ -201,7 +205,7 @@ export function defaultSettings(record: Pick<StepRecord, 'step' | 'name' | 'prof
   if (!base) return undefined;
   if (record.step === 'oracle') return pick.oracle(base);
   if (record.step === 'stolen') return pick.stolen(base, record.name as StolenSetName);
-  return pick.copycat(base);
+  return pick.copycat(base, record.name as CopycatSetName);
 }
 
 /** How a variant differs from another: settings, upstream keys and arithmetic, leaf by leaf. */
