@@ -98,15 +98,6 @@ export function copycatTrain(c: Pick<ExperimentConfig, 'copycat'>, set: CopycatS
   return own ? deepMerge(c.copycat.train, own) : c.copycat.train;
 }
 
-/** The fields of `copycat.train` that `copycat.trainBySet[set]` replaces, as 'field: train value -> set value' (for step lines). */
-export function copycatTrainShadows(c: Pick<ExperimentConfig, 'copycat'>, set: CopycatSetName): string[] {
-  const own = (c.copycat.trainBySet ?? {})[set] ?? {};
-  const base = c.copycat.train as Record<string, unknown>;
-  return Object.entries(own)
-    .filter(([k, v]) => v !== undefined && JSON.stringify(base[k]) !== JSON.stringify(v))
-    .map(([k, v]) => `${k}: ${base[k] === undefined ? 'default' : JSON.stringify(base[k])} -> ${JSON.stringify(v)}`);
-}
-
 // Page's ResNet-9 recipe ("How to train your ResNet", 2018), scaled to batch 128: SGD with Nesterov
 // momentum 0.9, weight decay 5e-4, a short linear warm-up to the peak rate then decay to zero (cosine
 // here), label smoothing 0.2, crop+flip. It is the fastest-converging recipe for a from-scratch CIFAR-10
@@ -115,6 +106,9 @@ export function copycatTrainShadows(c: Pick<ExperimentConfig, 'copycat'>, set: C
 // slower here (docs/experiments.md). Copycats also sample their stolen set class-balanced, because
 // natural images pile up on a few classes.
 const REST20K_POOL = (heldOutImages: number, images: number | null) => ({ sources: [{ kind: 'tiny-imagenet-rest20k' }], heldOutImages, images });
+
+// All of CIFAR-10 for the oracle, all 80k NPD images of the mirror, the 20k pool: full and full-v1 alike.
+const FULL_DATA: ExperimentConfig['data'] = { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(2000, null) };
 
 const oneCycle = (peak: number, epochs: number, warmupEpochs = 2): Partial<TrainConfig> => ({
   optimizer: 'sgd', learningRate: peak, momentum: 0.9, nesterov: true, weightDecay: 5e-4, epochs, batchSize: 128,
@@ -146,7 +140,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // schedules: 8 epochs on the 80k NPD set, and about as many steps or fewer on PD (5) and NPD+PD (4).
   full: {
     profile: 'full', seed: 1,
-    data: { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(2000, null) },
+    data: FULL_DATA,
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 24) },
     copycat: {
       architecture: 'resnet-9',
@@ -161,7 +155,7 @@ export const PROFILES: Record<ProfileName, ExperimentConfig> = {
   // `npm run experiment:budget -- --profile full-v1 --run-dir data/runs/full-2`, and their steps are reused.
   'full-v1': {
     profile: 'full-v1', seed: 1,
-    data: { oracleTrainImages: null, testImages: null, curveTestImages: null, npdImages: null, pdImages: null, imageSize: 32, npdSource: { kind: 'tiny-imagenet' }, pool: REST20K_POOL(2000, null) },
+    data: FULL_DATA,
     oracle: { architecture: 'resnet-9', train: oneCycle(0.1, 26) },
     copycat: { architecture: 'resnet-9', train: { ...oneCycle(0.1, 12), classBalanced: true }, sets: COPYCAT_SETS },
     query: { mode: 'label', batchSize: 256, pricePer1000: 1 },

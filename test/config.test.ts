@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { copycatTrain, copycatTrainShadows, deepMerge, PROFILES, resolveConfig } from '../src/config';
+import { copycatTrain, deepMerge, PROFILES, resolveConfig } from '../src/config';
 import { appendJsonLine, openRun, readJsonLines } from '../src/run';
 import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/data/subset';
@@ -40,8 +40,6 @@ describe('experiment config', () => {
     assert.equal(both.epochs, 3);
     assert.deepEqual(both.augmentation, { crop: true, flip: true, pad: 4, probability: 0.5 });
     assert.equal(both.learningRate, c.copycat.train.learningRate);
-    assert.deepEqual(copycatTrainShadows(c, 'NPD+PD-SL'), ['epochs: 6 -> 3', 'augmentation: {"crop":true,"flip":true,"pad":4} -> {"probability":0.5}']);
-    assert.deepEqual(copycatTrainShadows(c, 'PD-SL'), []);
   });
 
   it('the full profile trains its three copies to fit the hour: fewer epochs on the larger sets', () => {

@@ -102,14 +102,14 @@ describe('keyed steps: change a parameter, re-run, compare', function () {
     const runPlain = openRun({ profile: 'smoke', dir, overrides: plain });
     const npdKey = copycatVariant(runPlain, 'NPD-SL').key;
     const pdKeyPlain = copycatVariant(runPlain, 'PD-SL').key;
-    const run = openRun({ profile: 'smoke', dir, overrides: { ...plain, copycat: { ...plain.copycat, trainBySet: { 'PD-SL': { epochs: 1 } } } } });
+    const run = openRun({ profile: 'smoke', dir, overrides: { ...plain, copycat: { ...plain.copycat, trainBySet: { 'PD-SL': { epochs: 1, augmentation: { probability: 0.5 } } } } } });
     assert.equal(copycatVariant(run, 'NPD-SL').key, npdKey, 'a set without an entry keeps its key');
     assert.notEqual(copycatVariant(run, 'PD-SL').key, pdKeyPlain);
     const npdCopy = await trainCopycat(run, 'NPD-SL', hooks);
     const pd = await trainCopycat(run, 'PD-SL', hooks);
     const said = taken();
     assert.match(said, /copycat NPD-SL: reused/);
-    assert.match(said, /copycat PD-SL: copycat\.trainBySet\['PD-SL'\] replaces copycat\.train's epochs: 2 -> 1/);
+    assert.match(said, /copycat PD-SL: copycat\.trainBySet\['PD-SL'\] changes copycat\.train's augmentation\.probability \(unset\) → 0\.5, epochs 2 → 1$/m);
     assert.deepEqual(npdCopy.history.map((h) => h.epoch), [1, 2]);
     assert.deepEqual(pd.history.map((h) => h.epoch), [1], 'PD-SL trained its own schedule');
     assert.throws(() => copycatVariant(openRun({ profile: 'smoke', dir, overrides: { ...plain, copycat: { ...plain.copycat, trainBySet: { 'PD': { epochs: 1 } } } } }), 'PD-SL'),
