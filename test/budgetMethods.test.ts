@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
 import { copycatTrain, PROFILES } from '../src/config';
 import { defaultBudgets, epochsForSteps, pointConfig } from '../src/experiments/budgetMethods';
+import { roundCopyRecipe } from '../src/steps/activeStealing';
+import { learningRateAt } from '../src/train/schedule';
 
 describe('the query-budget curve by method: its points (src/experiments/budgetMethods.ts)', () => {
   const full = PROFILES.full;
@@ -25,5 +27,21 @@ describe('the query-budget curve by method: its points (src/experiments/budgetMe
     assert.equal(copycatTrain(small, 'NPD-SL').semiSupervised?.method, 'fixmatch');
     const activeAll = pointConfig(full, 79987, 'active', o, 79987);
     assert.equal(activeAll.query.selection, undefined, 'buying everything leaves nothing to choose');
+  });
+
+  it('a selection round\'s copy runs its whole schedule in its own epochs: full rate, then decay', () => {
+    for (const profile of [PROFILES.full, PROFILES['full-v1']]) {
+      // The 20k point stretches the NPD-SL recipe to ~48 epochs; a round's copy trains 4 of them.
+      const point = pointConfig(profile, 20000, 'active', o, 79987);
+      const r = roundCopyRecipe(point, 4, 7);
+      assert.equal(r.epochs, 4);
+      assert.equal(r.seed, 7);
+      assert.equal(r.semiSupervised, null, 'a round\'s copy only ranks what to buy next');
+      const batches = 40; // 5k images
+      const lr = (e: number, b: number) => learningRateAt(r.learningRate, r.schedule, e, b, batches, r.epochs);
+      const peak = Math.max(...Array.from({ length: 4 * batches }, (_, i) => lr(Math.floor(i / batches), i % batches)));
+      assert.ok(peak > 0.95 * r.learningRate, `the round's copy must reach its full rate, peaked at ${peak}`);
+      assert.ok(lr(3, batches - 1) < 0.05 * r.learningRate, `and decay by its last step, ended at ${lr(3, batches - 1)}`);
+    }
   });
 });

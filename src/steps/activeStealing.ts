@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { pickImages } from '../data/split';
-import { copycatTrain } from '../config';
+import { copycatTrain, type ExperimentConfig } from '../config';
 import { createModel } from '../models';
 import { imageHashes } from '../oracle/identity';
 import type { Oracle } from '../oracle/types';
@@ -11,7 +11,8 @@ import { predictProbabilities } from '../preprocess';
 import { resolveSelection, roundSizes, sampleCandidates, selectQueries, SelectionConfig } from '../querySelection';
 import { readJson, Run, writeJson } from '../run';
 import { labelImages, StolenLabelSet, stolenImageSet, type LabelImagesOptions } from '../stolenLabels';
-import { train } from '../train';
+import { resolveTrainConfig, train, type TrainConfig } from '../train';
+import { scaleSchedule } from '../train/schedule';
 import { ImageSet } from '../types';
 import type { Variant } from './variants';
 import { npdOfRun } from './inputs';
@@ -138,7 +139,7 @@ async function nextSlice(
   const model = createModel(c.architecture, { seed: run.config.seed + 100 + r });
   try {
     if (sel.strategy !== 'random') {
-      await train(model, labels, { ...copycatTrain(run.config, 'NPD-SL'), seed: run.config.seed + r, epochs: sel.roundEpochs, semiSupervised: null }, {
+      await train(model, labels, roundCopyRecipe(run.config, sel.roundEpochs, run.config.seed + r), {
         checkpointDir: path.join(v.dir, 'rounds', String(r + 1), 'checkpoints'), log,
       });
     }
@@ -159,6 +160,17 @@ async function nextSlice(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * The recipe of a round's copy: the NPD-SL copycat's, shortened to `roundEpochs` with its schedule shrunk
+ * alike. Cutting the epochs alone would leave e.g. a 48-epoch recipe's 4-epoch warm-up as the whole of a
+ * 4-epoch round: the copy would never train at its full rate nor decay, and rank images with a weak model.
+ * No pool: a round's copy only ranks what to buy next.
+ */
+export function roundCopyRecipe(config: Pick<ExperimentConfig, 'copycat'>, roundEpochs: number, seed: number): TrainConfig {
+  const recipe = resolveTrainConfig(copycatTrain(config, 'NPD-SL'));
+  return { ...recipe, seed, epochs: roundEpochs, schedule: scaleSchedule(recipe.schedule, recipe.epochs, roundEpochs), semiSupervised: null };
 }
 
 /** The images bought so far with their stolen labels: every one is in the query cache, so nothing is asked. */
