@@ -7,6 +7,7 @@ import { imageHashes } from '../src/oracle/identity';
 import type { Oracle, OracleAnswer } from '../src/oracle/types';
 import { openRun, stolenFile } from '../src/run';
 import { loadStolenLabels } from '../src/stolenLabels';
+import { budgetMethodsCurve } from '../src/experiments/budgetMethods';
 import { trainCopycat } from '../src/steps/copycatStep';
 import { poolForRun } from '../src/steps/inputs';
 import { trainOracle } from '../src/steps/oracleStep';
@@ -105,5 +106,23 @@ describe('query efficiency: active rounds and the unqueried pool', function () {
     assert.ok(r.unseenNpd!.agreement >= 0 && r.unseenNpd!.agreement <= 1);
     assert.equal(r.queries, 64, 'the cost counts the paid images only');
     assert.equal(tf.memory().numTensors, tensors, 'the copycat step leaked tensors');
+  });
+
+  it('the budget curve reads back its finished points and, told finishedOnly, computes none of the rest', async () => {
+    // Random purchases and a supervised recipe, so each method of the curve is its own variant.
+    const { copycat } = overrides as { copycat: { train: object } };
+    const run = openRun({ profile: 'smoke', dir, overrides: { ...overrides, query: { batchSize: 16 }, copycat: { ...copycat, train: { ...copycat.train, semiSupervised: null } } } });
+    const opts = { budgets: [32], methods: ['random' as const], steps: 4, hooks };
+    const [made] = await budgetMethodsCurve(run, opts);
+    assert.equal(made.queries, 32);
+    const folders = () => ['stolen', 'copycats'].flatMap((k) => fs.readdirSync(run.path(k), { recursive: true }).map(String)).sort();
+    const before = folders();
+    logs.length = 0;
+    const read = await budgetMethodsCurve(run, { ...opts, budgets: [32, 48], methods: ['random', 'semi'], finishedOnly: true });
+    assert.deepEqual(read.map((p) => [p.budget, p.method]), [[32, 'random']]);
+    assert.deepEqual({ ...read[0], wallSeconds: 0 }, { ...made, wallSeconds: 0 }, 'the finished point reads back as it was made');
+    assert.equal(logs.filter((l) => /not computed yet/.test(l)).length, 3, logs.join('\n'));
+    assert.ok(logs.some((l) => /48 queries, semi: .*not computed yet/.test(l)), 'a missing point is named');
+    assert.deepEqual(folders(), before, 'finishedOnly started a step');
   });
 });

@@ -98,11 +98,12 @@ export const EXPERIMENTS: Experiment[] = [
   {
     name: 'budget',
     usage: 'budget --profile full [--budgets 5000,10000] [--methods random,active,semi,both] [--strategy entropy]\n' +
-      '      [--steps N] [--rounds 4] [--round-epochs 4] [--threshold 0.7] [--ratio 1]\n' +
+      '      [--steps N] [--rounds 4] [--round-epochs 4] [--threshold 0.7] [--ratio 1] [--finished-only]\n' +
       '      05: copy quality vs paid queries, hard labels, the same training steps at every point; each point is a keyed variant',
     options: {
       budgets: { type: 'string' }, methods: { type: 'string' }, strategy: { type: 'string' }, steps: { type: 'string' },
       rounds: { type: 'string' }, 'round-epochs': { type: 'string' }, threshold: { type: 'string' }, ratio: { type: 'string' },
+      'finished-only': { type: 'boolean' },
     },
     stoppable: true,
     check(v) {
@@ -123,7 +124,7 @@ export const EXPERIMENTS: Experiment[] = [
         budgets: values.budgets ? list(values.budgets).map(Number) : undefined,
         methods: values.methods ? (list(values.methods) as BudgetMethod[]) : undefined,
         strategy: values.strategy as SelectionStrategy | undefined, steps: num('steps'), rounds: num('rounds'), roundEpochs: num('round-epochs'),
-        semi, hooks,
+        semi, finishedOnly: values['finished-only'] === true, hooks,
       });
       for (const p of points) print({ experiment: 'budget', ...p });
     },

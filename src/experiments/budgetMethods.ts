@@ -6,6 +6,7 @@ import { trainCopycat, type CopycatResult } from '../steps/copycatStep';
 import type { StepHooks } from '../steps/inputs';
 import { stealLabels } from '../steps/stealStep';
 import { npdCandidatesForRun } from '../steps/activeStealing';
+import { copycatVariant, isFinished, stolenVariant } from '../steps/variants';
 import { resolveTrainConfig, type SemiSupervisedConfig, type TrainConfig } from '../train';
 import { scaleSchedule } from '../train/schedule';
 
@@ -61,6 +62,11 @@ export interface BudgetCurveOptions {
   steps?: number;
   /** FixMatch settings of 'semi' and 'both' (DEFAULT_SEMI_SUPERVISED otherwise). */
   semi?: Partial<SemiSupervisedConfig>;
+  /**
+   * Read back the points already finished (e.g. an archived run's curve) and compute nothing: a point not
+   * finished is named in the log and left out, no image is asked and no copy trained.
+   */
+  finishedOnly?: boolean;
   hooks?: StepHooks;
 }
 
@@ -127,7 +133,12 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
       const config = pointConfig(run.config, budget, method, o, collection);
       const point: Run = { ...run, config };
       const epochs = resolveTrainConfig(copycatTrain(config, 'NPD-SL')).epochs;
-      log(`budget curve: ${budget} queries, ${method}${config.query.selection ? ` (${o.strategy})` : ''}: ${epochs} epochs, ~${o.steps} steps`);
+      const what = `${budget} queries, ${method}${config.query.selection ? ` (${o.strategy})` : ''}: ${epochs} epochs, ~${o.steps} steps`;
+      if (opts.finishedOnly && !(isFinished(stolenVariant(point, 'NPD-SL')) && isFinished(copycatVariant(point, 'NPD-SL')))) {
+        log(`budget curve: ${what}: not computed yet (left out: finishedOnly)`);
+        continue;
+      }
+      log(`budget curve: ${what}`);
       const stolen = (await stealLabels(point, { log, sets: ['NPD-SL'], signal: opts.hooks?.signal })).sets['NPD-SL'];
       const r: CopycatResult = await trainCopycat(point, 'NPD-SL', opts.hooks ?? {});
       points.push({
