@@ -1,5 +1,10 @@
 import { strict as assert } from 'assert';
-import { copycatTrain, PROFILES } from '../src/config';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { copycatTrain, deepMerge, PROFILES } from '../src/config';
+import { openRun } from '../src/run';
+import { stolenVariant } from '../src/steps/variants';
 import { defaultBudgets, epochsForSteps, pointConfig } from '../src/experiments/budgetMethods';
 import { roundCopyRecipe } from '../src/steps/activeStealing';
 import { learningRateAt } from '../src/train/schedule';
@@ -43,5 +48,18 @@ describe('the query-budget curve by method: its points (src/experiments/budgetMe
       assert.ok(peak > 0.95 * r.learningRate, `the round's copy must reach its full rate, peaked at ${peak}`);
       assert.ok(lr(3, batches - 1) < 0.05 * r.learningRate, `and decay by its last step, ended at ${lr(3, batches - 1)}`);
     }
+  });
+
+  it('active and both buy the same images at a budget: one stolen set, chosen by copies that never see the pool', () => {
+    const run = openRun({ profile: 'full-v1', dir: fs.mkdtempSync(path.join(os.tmpdir(), 'run-')) });
+    const stolenKey = (method: 'random' | 'active' | 'semi' | 'both', config = run.config) =>
+      stolenVariant({ ...run, config: pointConfig(config, 20000, method, o, 79987) }, 'NPD-SL').key;
+    assert.equal(stolenKey('both'), stolenKey('active'));
+    assert.equal(stolenKey('semi'), stolenKey('random'));
+    assert.notEqual(stolenKey('active'), stolenKey('random'));
+    // What the round copies learn with does choose the images.
+    const smoother = deepMerge(run.config, { copycat: { train: { labelSmoothing: 0.1 } } });
+    assert.notEqual(stolenKey('active', smoother), stolenKey('active'));
+    fs.rmSync(run.dir, { recursive: true, force: true });
   });
 });

@@ -59,8 +59,9 @@ const pick = {
       ? { npdSource: c.data.npdSource, npdImages: c.data.npdImages, imageSize: c.data.imageSize }
       : { oracleTrainImages: c.data.oracleTrainImages, pdImages: c.data.pdImages },
     query: { mode: c.query.mode, pricePer1000: c.query.pricePer1000, ...(set === 'NPD-SL' && selectionActive(c) ? { selection: resolveSelection(c.query.selection) } : {}) },
-    // Rounds of active selection train copies of the copycat's recipe to choose with.
-    ...(set === 'NPD-SL' && selectionActive(c) ? { copycat: { architecture: c.copycat.architecture, train: copycatTrain(c, 'NPD-SL') } } : {}),
+    // Rounds of active selection train copies of the copycat's recipe to choose with, never on the pool
+    // (roundCopyRecipe): a semi-supervised copy buys the same images as the supervised one and shares its set.
+    ...(set === 'NPD-SL' && selectionActive(c) ? { copycat: { architecture: c.copycat.architecture, train: withoutPool(copycatTrain(c, 'NPD-SL')) } } : {}),
   }),
   // The set's own recipe (copycat.trainBySet merged over copycat.train): without a per-set entry the key is as before.
   copycat: (c: ExperimentConfig, set: CopycatSetName) => {
@@ -72,6 +73,11 @@ const pick = {
       copycat: { architecture: c.copycat.architecture, train },
     };
   },
+};
+
+const withoutPool = (t: ReturnType<typeof copycatTrain>): ReturnType<typeof copycatTrain> => {
+  const { semiSupervised: _unused, ...rest } = t;
+  return rest;
 };
 
 /** True when the NPD images to pay for are chosen in rounds (query.selection other than random). */
