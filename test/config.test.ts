@@ -9,7 +9,7 @@ import { subsetImages } from '../src/data/subset';
 import { curveTestLabel, curveTestSet } from '../src/steps/inputs';
 import { ImageSet } from '../src/types';
 import { pointConfig } from '../src/experiments/budgetMethods';
-import { copycatVariant, oracleVariant } from '../src/steps/variants';
+import { copycatVariant, oracleVariant, stolenVariant } from '../src/steps/variants';
 
 describe('experiment config', () => {
   afterEach(() => delete process.env.COPYCAT_OVERRIDES);
@@ -58,9 +58,13 @@ describe('experiment config', () => {
     for (const set of ['NPD-SL', 'PD-SL', 'NPD+PD-SL']) assert.ok(has(`copycats/${set.replace('+', '_')}`, copycatVariant(run, set).key), set);
     // The budget points at equal steps (12 epochs x 625 batches), their changes now in copycat.trainBySet.
     const o = { strategy: 'entropy' as const, rounds: 4, roundEpochs: 4, steps: 7500 };
-    for (const [budget, method] of [[10000, 'random'], [20000, 'random'], [20000, 'semi'], [79987, 'semi']] as const) {
-      const point = { ...run, config: pointConfig(run.config, budget, method, o, 79987) };
+    const points = [[5000, 'random'], [5000, 'semi'], [10000, 'random'], [20000, 'random'], [20000, 'semi'], [40000, 'random'],
+      [79987, 'semi'], [20000, 'active'], [20000, 'both']] as const;
+    for (const [budget, method] of points) {
+      // The active points bought in rounds whose copies trained 8 epochs (--round-epochs 8).
+      const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, roundEpochs: method === 'active' || method === 'both' ? 8 : 4 }, 79987) };
       assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method}`);
+      assert.ok(has('stolen/NPD-SL', stolenVariant(point, 'NPD-SL').key), `${budget} ${method}: stolen set`);
     }
     // The hour-long full profile trains other copies (and oracle) than the archive holds.
     const now = openRun({ profile: 'full', dir: run.dir });
