@@ -55,7 +55,8 @@ export interface BudgetCurveOptions {
   methods?: BudgetMethod[];
   /** The active strategy of 'active' and 'both' (default 'entropy'). */
   strategy?: SelectionStrategy;
-  /** Rounds of the active strategy (default 4) and the epochs of each round's copy (default 4). */
+  /** Rounds of the active strategy (default 4) and the epochs of each round's copy (default 8, as the archived
+   *  full-2 points were bought, so `finishedOnly` finds them; query.selection's own default stays 4). */
   rounds?: number;
   roundEpochs?: number;
   /** Optimizer steps of every point (default: the profile's copycat epochs on all the attacker's NPD images). */
@@ -120,7 +121,7 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
   const methods = opts.methods ?? [...BUDGET_METHODS];
   const recipe = resolveTrainConfig(copycatTrain(run.config, 'NPD-SL'));
   const o = {
-    strategy: opts.strategy ?? 'entropy', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 4, semi: opts.semi,
+    strategy: opts.strategy ?? 'entropy', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 8, semi: opts.semi,
     // The profile's recipe on all the attacker's images, whichever budgets this call computes.
     steps: opts.steps ?? recipe.epochs * Math.ceil(collection / recipe.batchSize),
   };
