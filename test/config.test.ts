@@ -8,7 +8,8 @@ import { pickImages } from '../src/data/split';
 import { subsetImages } from '../src/data/subset';
 import { curveTestLabel, curveTestSet } from '../src/steps/inputs';
 import { ImageSet } from '../src/types';
-import { pointConfig } from '../src/experiments/budgetMethods';
+import { pointConfig, BudgetMethod } from '../src/experiments/budgetMethods';
+import { SelectionStrategy } from '../src/querySelection';
 import { copycatVariant, oracleVariant, stolenVariant } from '../src/steps/variants';
 
 describe('experiment config', () => {
@@ -57,14 +58,16 @@ describe('experiment config', () => {
     assert.ok(has('oracle', oracleVariant(run).key));
     for (const set of ['NPD-SL', 'PD-SL', 'NPD+PD-SL']) assert.ok(has(`copycats/${set.replace('+', '_')}`, copycatVariant(run, set).key), set);
     // The budget points at equal steps (12 epochs x 625 batches), their changes now in copycat.trainBySet.
-    const o = { strategy: 'entropy' as const, rounds: 4, roundEpochs: 4, steps: 7500 };
-    const points = [[5000, 'random'], [5000, 'semi'], [10000, 'random'], [20000, 'random'], [20000, 'semi'], [40000, 'random'],
-      [79987, 'semi'], [20000, 'active'], [20000, 'both']] as const;
-    for (const [budget, method] of points) {
+    const o = { rounds: 4, roundEpochs: 4, steps: 7500 };
+    const points: [number, BudgetMethod, SelectionStrategy?][] = [[5000, 'random'], [5000, 'semi'], [10000, 'random'],
+      [20000, 'random'], [20000, 'semi'], [40000, 'random'], [79987, 'semi'],
+      [20000, 'active', 'entropy'], [20000, 'both', 'entropy'], [20000, 'active', 'margin'], [20000, 'active', 'kcenter'],
+      [20000, 'active', 'balanced'], [20000, 'both', 'balanced']];
+    for (const [budget, method, strategy = 'entropy'] of points) {
       // The active points bought in rounds whose copies trained 8 epochs (--round-epochs 8).
-      const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, roundEpochs: method === 'active' || method === 'both' ? 8 : 4 }, 79987) };
-      assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method}`);
-      assert.ok(has('stolen/NPD-SL', stolenVariant(point, 'NPD-SL').key), `${budget} ${method}: stolen set`);
+      const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, strategy, roundEpochs: method === 'active' || method === 'both' ? 8 : 4 }, 79987) };
+      assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method} ${strategy}`);
+      assert.ok(has('stolen/NPD-SL', stolenVariant(point, 'NPD-SL').key), `${budget} ${method} ${strategy}: stolen set`);
     }
     // The hour-long full profile trains other copies (and oracle) than the archive holds.
     const now = openRun({ profile: 'full', dir: run.dir });

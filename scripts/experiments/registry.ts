@@ -97,7 +97,7 @@ export const EXPERIMENTS: Experiment[] = [
   },
   {
     name: 'budget',
-    usage: 'budget --profile full [--budgets 5000,10000] [--methods random,active,semi,both] [--strategy entropy]\n' +
+    usage: 'budget --profile full [--budgets 5000,10000] [--methods random,active,semi,both] [--strategy balanced]\n' +
       '      [--steps N] [--rounds 4] [--round-epochs 8] [--threshold 0.7] [--ratio 1] [--finished-only]\n' +
       '      05: copy quality vs paid queries, hard labels, the same training steps at every point; each point is a keyed variant',
     options: {

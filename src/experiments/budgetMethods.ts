@@ -53,7 +53,8 @@ export interface BudgetCurveOptions {
   /** Default: defaultBudgets of the attacker's NPD images. */
   budgets?: number[];
   methods?: BudgetMethod[];
-  /** The active strategy of 'active' and 'both' (default 'entropy'). */
+  /** The active strategy of 'active' and 'both' (default 'balanced': the best of the four at 20k on full-2,
+   *  docs/results.md#query-efficiency-issue-52). */
   strategy?: SelectionStrategy;
   /** Rounds of the active strategy (default 4) and the epochs of each round's copy (default 8, as the archived
    *  full-2 points were bought, so `finishedOnly` finds them; query.selection's own default stays 4). */
@@ -121,7 +122,7 @@ export async function budgetMethodsCurve(run: Run, opts: BudgetCurveOptions = {}
   const methods = opts.methods ?? [...BUDGET_METHODS];
   const recipe = resolveTrainConfig(copycatTrain(run.config, 'NPD-SL'));
   const o = {
-    strategy: opts.strategy ?? 'entropy', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 8, semi: opts.semi,
+    strategy: opts.strategy ?? 'balanced', rounds: opts.rounds ?? 4, roundEpochs: opts.roundEpochs ?? 8, semi: opts.semi,
     // The profile's recipe on all the attacker's images, whichever budgets this call computes.
     steps: opts.steps ?? recipe.epochs * Math.ceil(collection / recipe.batchSize),
   };
