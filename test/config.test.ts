@@ -58,14 +58,15 @@ describe('experiment config', () => {
     assert.ok(has('oracle', oracleVariant(run).key));
     for (const set of ['NPD-SL', 'PD-SL', 'NPD+PD-SL']) assert.ok(has(`copycats/${set.replace('+', '_')}`, copycatVariant(run, set).key), set);
     // The budget points at equal steps (12 epochs x 625 batches), their changes now in copycat.trainBySet.
-    const o = { rounds: 4, roundEpochs: 4, steps: 7500 };
+    // The active points were bought in rounds whose copies trained 8 epochs (--round-epochs 8); the others ignore
+    // the selection settings (pointConfig sets query.selection only for active and both).
+    const o = { rounds: 4, roundEpochs: 8, steps: 7500 };
     const points: [number, BudgetMethod, SelectionStrategy?][] = [[5000, 'random'], [5000, 'semi'], [10000, 'random'],
       [20000, 'random'], [20000, 'semi'], [40000, 'random'], [79987, 'semi'],
       [20000, 'active', 'entropy'], [20000, 'both', 'entropy'], [20000, 'active', 'margin'], [20000, 'active', 'kcenter'],
       [20000, 'active', 'balanced'], [20000, 'both', 'balanced']];
     for (const [budget, method, strategy = 'entropy'] of points) {
-      // The active points bought in rounds whose copies trained 8 epochs (--round-epochs 8).
-      const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, strategy, roundEpochs: method === 'active' || method === 'both' ? 8 : 4 }, 79987) };
+      const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, strategy }, 79987) };
       assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method} ${strategy}`);
       assert.ok(has('stolen/NPD-SL', stolenVariant(point, 'NPD-SL').key), `${budget} ${method} ${strategy}: stolen set`);
     }
