@@ -2,7 +2,7 @@
 # `npm run lab`: set up the project-local Jupyter once (scripts/jupyter-env.sh), build the TypeScript
 # package the notebooks import (build/), then start JupyterLab on 127.0.0.1 in notebooks/.
 #
-#   npm run lab -- --run DIR   open a run folder (e.g. one `npm run reproduce` made): the kernels use it
+#   npm run lab -- --run DIR   (or --run-dir DIR) open a run folder (e.g. one `npm run reproduce` made): the kernels use it
 #                              (COPYCAT_RUN_DIR, and COPYCAT_PROFILE from its config.json), and the lab
 #                              serves a root holding both notebooks/ and DIR/notebooks/ (the executed copies)
 #   --no-build                 skip the build (build/ is current, e.g. right after a reproduce)
@@ -28,8 +28,9 @@ run="" root="" port="${COPYCAT_LAB_PORT:-8888}" build=1
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --run) [ $# -ge 2 ] || die "--run needs a run folder, e.g. --run data/runs/quick"; run="$2"; shift 2 ;;
-    --run=*) run="${1#*=}"; shift ;;
+    # --run-dir too: the experiment and steal scripts name a run that way.
+    --run|--run-dir) [ $# -ge 2 ] || die "$1 needs a run folder, e.g. --run data/runs/quick"; run="$2"; shift 2 ;;
+    --run=*|--run-dir=*) run="${1#*=}"; shift ;;
     --no-build) build=0; shift ;;
     # Jupyter accepts one root only ("root_dir only accepts one value, got 2"): the user's replaces ours.
     --notebook-dir|--ServerApp.root_dir|--ServerApp.notebook_dir|--NotebookApp.notebook_dir)

@@ -65,7 +65,8 @@ describe('experiment config', () => {
       [20000, 'random'], [20000, 'semi'], [40000, 'random'], [79987, 'semi'],
       [20000, 'active', 'entropy'], [20000, 'both', 'entropy'], [20000, 'active', 'margin'], [20000, 'active', 'kcenter'],
       [20000, 'active', 'balanced'], [20000, 'both', 'balanced'],
-      [40000, 'active', 'balanced'], [10000, 'active', 'balanced'], [5000, 'active', 'balanced'], [10000, 'semi']];
+      [40000, 'active', 'balanced'], [10000, 'active', 'balanced'], [5000, 'active', 'balanced'], [10000, 'semi'],
+      [40000, 'semi'], [40000, 'both', 'balanced'], [10000, 'both', 'balanced']];
     for (const [budget, method, strategy = 'entropy'] of points) {
       const point = { ...run, config: pointConfig(run.config, budget, method, { ...o, strategy }, 79987) };
       assert.ok(has('copycats/NPD-SL', copycatVariant(point, 'NPD-SL').key), `${budget} ${method} ${strategy}`);
